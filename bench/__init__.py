@@ -1,0 +1,1 @@
+"""Benchmark harness for the notebook's CNNs on MNIST: data, training, records and the gate."""

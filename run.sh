@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: each command sets up .venv itself, then runs.
+#   ./run.sh test            pytest tests (unit, property and loader tests)
+#   ./run.sh main [ARGS]     train + benchmark all six under the default budget, write records
+#   ./run.sh setup           only create/refresh .venv
+# Set CNNBENCH_BACKENDS=1 to also install the JAX and PyTorch (CPU) backends.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PY=${PYTHON:-python3}
+VENV=.venv
+STAMP=$VENV/.installed
+
+setup() {
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  local want
+  want=$(cat pyproject.toml; echo "backends=${CNNBENCH_BACKENDS:-0}")
+  if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then return; fi
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  if [ "${CNNBENCH_BACKENDS:-0}" = 1 ]; then
+    # The CPU build; a bare "torch" would pull a multi-GB CUDA build.
+    "$VENV/bin/python" -m pip install --quiet "torch==2.13.0"
+    "$VENV/bin/python" -m pip install --quiet -e ".[backends,dev]"
+  else
+    "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+  fi
+  printf '%s' "$want" > "$STAMP"
+}
+
+cmd=${1:-help}
+shift || true
+case "$cmd" in
+  setup) setup ;;
+  test) setup; exec "$VENV/bin/python" -m pytest tests "$@" ;;
+  main) setup; exec "$VENV/bin/python" -m bench main "$@" ;;
+  *) sed -n '2,7p' "$0"; exit 2 ;;
+esac

@@ -1,0 +1,58 @@
+"""Every architecture builds and runs a forward pass on each Keras 3 backend.
+
+Each backend runs in its own interpreter, because Keras fixes its backend at import time.
+A backend whose library is not installed is skipped, visibly, with the command to install it.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from archs import REGISTRY
+
+SCRIPT = """
+import json
+import numpy as np
+import keras
+from archs import REGISTRY
+out = {"backend": keras.backend.backend(), "models": {}}
+images = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+for arch_id, spec in REGISTRY.items():
+    model = spec.build()
+    probs = keras.ops.convert_to_numpy(model(images, training=False))
+    out["models"][arch_id] = {
+        "params": model.count_params(),
+        "shape": list(probs.shape),
+        "row_sums": probs.sum(axis=1).tolist(),
+    }
+print(json.dumps(out))
+"""
+
+BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+@pytest.mark.parametrize("backend", list(BACKEND_MODULES))
+def test_all_architectures_run_on_backend(backend):
+    if importlib.util.find_spec(BACKEND_MODULES[backend]) is None:
+        pytest.skip(f"{backend} is not installed: pip install '.[backends]' to test it")
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["backend"] == backend
+    assert set(report["models"]) == set(REGISTRY)
+    for arch_id, facts in report["models"].items():
+        assert facts["params"] == REGISTRY[arch_id].params, arch_id
+        assert facts["shape"] == [3, 10], arch_id
+        assert facts["row_sums"] == pytest.approx([1.0] * 3, rel=1e-5), arch_id
