@@ -116,34 +116,39 @@ def _reseed_dropout(model: keras.Model, seed: int, epoch: int) -> None:
 
 
 def weight_summaries(model: keras.Model) -> list[dict[str, Any]]:
-    """Summarise each conv and dense kernel: moments, quantiles and a histogram, for violins."""
+    """Summarise each conv and dense kernel: moments, quantiles and a histogram, for violins.
+
+    Non-finite weights (a diverged run) are counted and left out of the statistics.
+    """
+    quantile_levels = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
     layers = []
     for layer in model.layers:
         kernel = getattr(layer, "kernel", None)
         if kernel is None:
             continue
         values = keras.ops.convert_to_numpy(kernel).astype(np.float64).ravel()
-        counts, edges = np.histogram(values, bins=64)
-        quantile_levels = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-        layers.append(
-            {
-                "name": layer.name,
-                "kind": type(layer).__name__,
-                "shape": list(kernel.shape),
-                "count": int(values.size),
-                "mean": float(values.mean()),
-                "std": float(values.std()),
-                "min": float(values.min()),
-                "max": float(values.max()),
+        finite = values[np.isfinite(values)]
+        summary: dict[str, Any] = {
+            "name": layer.name,
+            "kind": type(layer).__name__,
+            "shape": list(kernel.shape),
+            "count": int(values.size),
+            "non_finite": int(values.size - finite.size),
+        }
+        if finite.size:
+            counts, edges = np.histogram(finite, bins=64)
+            quantiles = np.quantile(finite, quantile_levels)
+            summary |= {
+                "mean": float(finite.mean()),
+                "std": float(finite.std()),
+                "min": float(finite.min()),
+                "max": float(finite.max()),
                 "quantiles": {
-                    str(q): float(v)
-                    for q, v in zip(
-                        quantile_levels, np.quantile(values, quantile_levels), strict=True
-                    )
+                    str(q): float(v) for q, v in zip(quantile_levels, quantiles, strict=True)
                 },
                 "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
             }
-        )
+        layers.append(summary)
     return layers
 
 
