@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 import statistics
 import sys
 import time
@@ -27,6 +28,8 @@ from archs import REGISTRY, ArchSpec
 from bench import provenance, records
 from bench.budgets import DEFAULT_BUDGET, Budget, get_budget
 from bench.data import MNIST, Arrays, load_mnist, preprocess
+from bench.flops import training_flops
+from bench.peak import compute_dtype, matmul_peak
 
 BATCH_SIZE = 128
 EVAL_BATCH_SIZE = 1024
@@ -164,6 +167,29 @@ def _timing(epochs: list[dict[str, Any]], train_samples: int) -> dict[str, Any]:
         "steady_samples_per_second": train_samples / steady_median if steady_median else None,
         "train_seconds_total": sum(e["train_seconds"] for e in epochs),
         "eval_seconds_total": sum(e["eval_seconds"] for e in epochs),
+    }
+
+
+_PEAKS: dict[str, float] = {}
+
+
+def _efficiency(
+    model: keras.Model, epochs: list[dict[str, Any]], train_samples: int, precision: str
+) -> dict[str, Any]:
+    """Achieved training FLOP/s and its fraction of the matmul peak measured in this process."""
+    dtype = compute_dtype(precision)
+    if dtype not in _PEAKS:
+        _PEAKS[dtype] = matmul_peak(dtype)
+    per_sample = training_flops(model)
+    steady = [e["train_seconds"] for e in epochs if not e["compiled"]]
+    achieved = per_sample * train_samples / statistics.median(steady) if steady else None
+    return {
+        "training_flops_per_sample": per_sample,
+        "achieved_flops": achieved,
+        "peak_flops": _PEAKS[dtype],
+        "peak_dtype": dtype,
+        "efficiency": achieved / _PEAKS[dtype] if achieved else None,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
@@ -350,7 +376,7 @@ def train_run(
             if run_dir is not None and epoch < plan.epochs:
                 _save_checkpoint(model, run_dir)
                 records.save(document, run_dir / RECORD)
-        document["timing"] = _timing(epochs, len(x))
+        document["timing"] = _timing(epochs, len(x)) | _efficiency(model, epochs, len(x), precision)
         if document["status"] == "running":
             final = model.evaluate(xt, yt, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
             document["final"] = {
