@@ -120,20 +120,20 @@ def validate(document: Any) -> dict[str, Any]:
     return document
 
 
-def _finite_or_none(value: Any) -> Any:
-    """Replace NaN and infinities (not valid JSON) by None, recursively."""
+def finite_or_none(value: Any) -> Any:
+    """Return `value` with NaN and infinities (not valid JSON) replaced by None, recursively."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {key: _finite_or_none(item) for key, item in value.items()}
+        return {key: finite_or_none(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_finite_or_none(item) for item in value]
+        return [finite_or_none(item) for item in value]
     return value
 
 
 def save(document: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Validate and write a record atomically; NaN and infinities are stored as null."""
-    clean = _finite_or_none(document)
+    clean = finite_or_none(document)
     validate(clean)
     write_json(path, clean)
     return Path(path)

@@ -242,20 +242,11 @@ def _save_checkpoint(model: keras.Model, run_dir: Path) -> None:
     os.replace(temp, run_dir / CHECKPOINT)
 
 
-def train_run(
-    arch_id: str,
-    budget: str | Budget = DEFAULT_BUDGET,
-    seed: int = 0,
-    *,
-    out_dir: str | os.PathLike[str] | None = None,
-    precision: str = "float32",
-    learning_rate: float = 0.001,
-    data: Arrays | None = None,
-    callbacks: Sequence[keras.callbacks.Callback] = (),
-    write: Writer = stderr_writer,
-    raise_on_divergence: bool = False,
-) -> dict[str, Any]:
-    """Train one architecture under one budget and seed; return (and write) its record.
+class Trainer:
+    """One run, driven epoch by epoch: `start`, then `train_epoch` / `evaluate_epoch`, `finish`.
+
+    `train_run` drives it in a loop; the benchmark drives it from pytest-benchmark, timing
+    only `train_epoch` and evaluating between rounds, off the clock.
 
     Args:
         arch_id: a registry id.
@@ -268,141 +259,246 @@ def train_run(
         data: verified MNIST arrays; loaded with `load_mnist()` when omitted.
         callbacks: extra Keras callbacks for the training epochs.
         write: where progress lines go.
-        raise_on_divergence: raise TrainingDiverged after recording a diverged run.
+        resume: resume an unfinished run found in `out_dir` (else start afresh).
     """
-    spec: ArchSpec = REGISTRY[arch_id] if arch_id in REGISTRY else _unknown_arch(arch_id)
-    plan = get_budget(budget) if isinstance(budget, str) else budget
-    if precision not in PRECISIONS:
-        raise ValueError(f"Unknown precision {precision!r}. Valid: {', '.join(PRECISIONS)}")
-    (x_train, y_train), (x_test, y_test) = data if data is not None else default_data()
-    x, y = _subset(x_train, y_train, plan.train_samples)
-    xt, yt = _subset(x_test, y_test, plan.test_samples)
-    config = {
-        "budget": plan.as_dict(),
-        "seed": seed,
-        "batch_size": BATCH_SIZE,
-        "eval_batch_size": EVAL_BATCH_SIZE,
-        "optimizer": "adam",
-        "learning_rate": learning_rate,
-        "precision": precision,
-        "train_samples": len(x),
-        "test_samples": len(xt),
-    }
-    run_dir = Path(out_dir) if out_dir is not None else None
-    label = f"[{arch_id} {plan.name} seed={seed}]"
-    if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
 
-    previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
-    try:
-        configure_determinism(seed)
-        epochs, model = _resume_state(run_dir, config, write) if run_dir else ([], None)
-        if model is None:
-            epochs = []
-            model = spec.build()
-            _compile(model, learning_rate)
-        document = {
+    def __init__(
+        self,
+        arch_id: str,
+        budget: str | Budget = DEFAULT_BUDGET,
+        seed: int = 0,
+        *,
+        out_dir: str | os.PathLike[str] | None = None,
+        precision: str = "float32",
+        learning_rate: float = 0.001,
+        data: Arrays | None = None,
+        callbacks: Sequence[keras.callbacks.Callback] = (),
+        write: Writer = stderr_writer,
+        resume: bool = True,
+    ) -> None:
+        if arch_id not in REGISTRY:
+            raise ValueError(f"Unknown architecture {arch_id!r}. Valid ids: {', '.join(REGISTRY)}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"Unknown precision {precision!r}. Valid: {', '.join(PRECISIONS)}")
+        self.spec: ArchSpec = REGISTRY[arch_id]
+        self.budget = get_budget(budget) if isinstance(budget, str) else budget
+        self.seed, self.precision, self.learning_rate = seed, precision, learning_rate
+        self.callbacks, self.write, self.resume = list(callbacks), write, resume
+        self.run_dir = Path(out_dir) if out_dir is not None else None
+        self.data_digest = MNIST.fingerprint() if data is None else "caller-supplied"
+        (x_train, y_train), (x_test, y_test) = data if data is not None else default_data()
+        self.x, self.y = _subset(x_train, y_train, self.budget.train_samples)
+        self.xt, self.yt = _subset(x_test, y_test, self.budget.test_samples)
+        self.config = {
+            "budget": self.budget.as_dict(),
+            "seed": seed,
+            "batch_size": BATCH_SIZE,
+            "eval_batch_size": EVAL_BATCH_SIZE,
+            "optimizer": "adam",
+            "learning_rate": learning_rate,
+            "precision": precision,
+            "train_samples": len(self.x),
+            "test_samples": len(self.xt),
+        }
+        self.label = f"[{arch_id} {self.budget.name} seed={seed}]"
+        self.model: keras.Model | None = None
+        self.epochs: list[dict[str, Any]] = []
+        self.guard = DivergenceGuard()
+        self.pending: dict[str, Any] | None = None
+        self.compiled = True
+        self.document: dict[str, Any] = {}
+        self._previous_policy: Any = None
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the loss has become NaN or infinite."""
+        return self.guard.at is not None
+
+    @property
+    def next_epoch(self) -> int:
+        """The 1-based number of the epoch `train_epoch` would train next."""
+        return len(self.epochs) + (self.pending is not None) + 1
+
+    @property
+    def epochs_left(self) -> int:
+        """How many epochs remain (0 once diverged)."""
+        return 0 if self.diverged else self.budget.epochs - self.next_epoch + 1
+
+    def __enter__(self) -> Trainer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Set the precision policy and seeds; resume from a checkpoint or build afresh."""
+        self._previous_policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.precision)
+        configure_determinism(self.seed)
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if not self.resume:
+                for name in (RECORD, CHECKPOINT, MODEL_FILE):
+                    (self.run_dir / name).unlink(missing_ok=True)
+            self.epochs, self.model = _resume_state(self.run_dir, self.config, self.write)
+        if self.model is None:
+            self.epochs = []
+            self.model = self.spec.build()
+            _compile(self.model, self.learning_rate)
+        self.document = {
             "schema": records.SCHEMA,
             "version": records.VERSION,
             "status": "running",
             "arch": {
-                "id": spec.arch_id,
-                "section": spec.section,
-                "params": model.count_params(),
-                "conv_layers": spec.conv_layers,
-                "dropout": spec.dropout,
-                "batch_norm": spec.batch_norm,
+                "id": self.spec.arch_id,
+                "section": self.spec.section,
+                "params": self.model.count_params(),
+                "conv_layers": self.spec.conv_layers,
+                "dropout": self.spec.dropout,
+                "batch_norm": self.spec.batch_norm,
             },
-            "config": config,
-            "epochs": epochs,
+            "config": self.config,
+            "epochs": self.epochs,
             "timing": {},
             "final": {},
             "weights": {},
             "divergence": None,
             "provenance": {
-                **provenance.collect(seed=seed, precision=precision),
-                "data_digest": MNIST.fingerprint() if data is None else "caller-supplied",
+                **provenance.collect(seed=self.seed, precision=self.precision),
+                "data_digest": self.data_digest,
             },
         }
-        guard = DivergenceGuard()
-        steps = math.ceil(len(x) / BATCH_SIZE)
-        compiled = True
-        for epoch in range(len(epochs) + 1, plan.epochs + 1):
-            order = np.random.default_rng([seed, epoch]).permutation(len(x))
-            _reseed_dropout(model, seed, epoch)
-            progress = LiveProgress(label, epoch, plan.epochs, steps, write)
-            started = time.perf_counter()
-            history = model.fit(
-                x[order],
-                y[order],
-                batch_size=BATCH_SIZE,
-                epochs=1,
-                shuffle=False,
-                verbose=0,
-                callbacks=[guard, progress, *callbacks],
+
+    def _started(self) -> keras.Model:
+        if self.model is None:
+            raise RuntimeError(f"{self.label}: call start() (or use `with Trainer(...)`) first")
+        return self.model
+
+    def close(self) -> None:
+        """Restore the dtype policy that was in force before `start`."""
+        if self._previous_policy is not None:
+            keras.config.set_dtype_policy(self._previous_policy)
+            self._previous_policy = None
+
+    def train_epoch(self) -> None:
+        """Train the next epoch (and nothing else, so that timing it times training only)."""
+        if self.pending is not None:
+            self.evaluate_epoch()
+        if self.epochs_left <= 0:
+            return
+        model = self._started()
+        epoch = self.next_epoch
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+        _reseed_dropout(model, self.seed, epoch)
+        steps = math.ceil(len(self.x) / BATCH_SIZE)
+        progress = LiveProgress(self.label, epoch, self.budget.epochs, steps, self.write)
+        started = time.perf_counter()
+        history = model.fit(
+            self.x[order],
+            self.y[order],
+            batch_size=BATCH_SIZE,
+            epochs=1,
+            shuffle=False,
+            verbose=0,
+            callbacks=[self.guard, progress, *self.callbacks],
+        )
+        seconds = time.perf_counter() - started
+        if self.guard.at is not None:
+            self.guard.at["epoch"] = epoch
+            self.document["status"] = "diverged"
+            self.document["divergence"] = self.guard.at
+            self.write(f"{self.label} DIVERGED at {self.guard.at}")
+            return
+        logs = {key: float(values[-1]) for key, values in history.history.items()}
+        self.pending = {"epoch": epoch, "logs": logs, "train_seconds": seconds}
+
+    def evaluate_epoch(self) -> None:
+        """Evaluate on the test set after the last trained epoch; record it; checkpoint."""
+        if self.pending is None:
+            return
+        model = self._started()
+        pending, self.pending = self.pending, None
+        started = time.perf_counter()
+        evaluated = model.evaluate(
+            self.xt, self.yt, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True
+        )
+        eval_seconds = time.perf_counter() - started
+        epoch, logs = pending["epoch"], pending["logs"]
+        self.epochs.append(
+            {
+                "epoch": epoch,
+                "loss": logs["loss"],
+                "accuracy": logs["accuracy"],
+                "val_loss": float(evaluated["loss"]),
+                "val_accuracy": float(evaluated["accuracy"]),
+                "train_seconds": pending["train_seconds"],
+                "eval_seconds": eval_seconds,
+                "compiled": self.compiled,
+            }
+        )
+        self.compiled = False
+        left = (self.budget.epochs - epoch) * (pending["train_seconds"] + eval_seconds)
+        self.write(
+            f"{self.label} epoch {epoch}/{self.budget.epochs} loss {logs['loss']:.4f} "
+            f"acc {logs['accuracy']:.4f} val_loss {evaluated['loss']:.4f} "
+            f"val_acc {evaluated['accuracy']:.4f} train {pending['train_seconds']:.1f}s "
+            f"~{left:.0f}s left"
+        )
+        if self.run_dir is not None and epoch < self.budget.epochs:
+            _save_checkpoint(model, self.run_dir)
+            records.save(self.document, self.run_dir / RECORD)
+
+    def finish(self) -> dict[str, Any]:
+        """Evaluate the final model, fill in timing and weights, write the record; return it."""
+        self.evaluate_epoch()
+        model = self._started()
+        document = self.document
+        document["timing"] = _timing(self.epochs, len(self.x)) | _efficiency(
+            model, self.epochs, len(self.x), self.precision
+        )
+        if document["status"] == "running" and self.epochs_left == 0:
+            final = model.evaluate(
+                self.xt, self.yt, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True
             )
-            train_seconds = time.perf_counter() - started
-            logs = {key: float(values[-1]) for key, values in history.history.items()}
-            if guard.at is not None:
-                guard.at["epoch"] = epoch
-                document["status"] = "diverged"
-                document["divergence"] = guard.at
-                break
-            started = time.perf_counter()
-            evaluated = model.evaluate(
-                xt, yt, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True
-            )
-            eval_seconds = time.perf_counter() - started
-            epochs.append(
-                {
-                    "epoch": epoch,
-                    "loss": logs["loss"],
-                    "accuracy": logs["accuracy"],
-                    "val_loss": float(evaluated["loss"]),
-                    "val_accuracy": float(evaluated["accuracy"]),
-                    "train_seconds": train_seconds,
-                    "eval_seconds": eval_seconds,
-                    "compiled": compiled,
-                }
-            )
-            compiled = False
-            write(
-                f"{label} epoch {epoch}/{plan.epochs} loss {logs['loss']:.4f} "
-                f"acc {logs['accuracy']:.4f} val_loss {evaluated['loss']:.4f} "
-                f"val_acc {evaluated['accuracy']:.4f} train {train_seconds:.1f}s "
-                f"~{(plan.epochs - epoch) * (train_seconds + eval_seconds):.0f}s left"
-            )
-            if run_dir is not None and epoch < plan.epochs:
-                _save_checkpoint(model, run_dir)
-                records.save(document, run_dir / RECORD)
-        document["timing"] = _timing(epochs, len(x)) | _efficiency(model, epochs, len(x), precision)
-        if document["status"] == "running":
-            final = model.evaluate(xt, yt, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
             document["final"] = {
                 "test_loss": float(final["loss"]),
                 "test_accuracy": float(final["accuracy"]),
             }
             document["status"] = "completed"
         document["weights"] = {
-            "file": MODEL_FILE if run_dir is not None else None,
+            "file": MODEL_FILE if self.run_dir is not None else None,
             "layers": weight_summaries(model),
         }
-        if run_dir is not None:
-            model.save(run_dir / f".{MODEL_FILE}.tmp.keras")
-            os.replace(run_dir / f".{MODEL_FILE}.tmp.keras", run_dir / MODEL_FILE)
-            records.save(document, run_dir / RECORD)
-            (run_dir / CHECKPOINT).unlink(missing_ok=True)
+        if self.run_dir is not None:
+            temp = self.run_dir / f".{MODEL_FILE}.tmp.keras"
+            model.save(temp)
+            os.replace(temp, self.run_dir / MODEL_FILE)
+            records.save(document, self.run_dir / RECORD)
+            (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
         else:
-            records.validate(records._finite_or_none(document))
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
-    if document["status"] == "diverged":
-        write(f"{label} DIVERGED at {document['divergence']}")
-        if raise_on_divergence:
-            raise TrainingDiverged(f"{label} diverged: {document['divergence']}")
+            records.validate(records.finite_or_none(document))
+        return document
+
+
+def train_run(
+    arch_id: str,
+    budget: str | Budget = DEFAULT_BUDGET,
+    seed: int = 0,
+    *,
+    raise_on_divergence: bool = False,
+    **options: Any,
+) -> dict[str, Any]:
+    """Train one architecture under one budget and seed; return (and write) its record.
+
+    Keyword options are those of `Trainer`. With `raise_on_divergence`, a run whose loss
+    becomes NaN or infinite raises TrainingDiverged after its record has been written.
+    """
+    with Trainer(arch_id, budget, seed, **options) as trainer:
+        while trainer.epochs_left > 0:
+            trainer.train_epoch()
+            trainer.evaluate_epoch()
+        document = trainer.finish()
+    if document["status"] == "diverged" and raise_on_divergence:
+        raise TrainingDiverged(f"{trainer.label} diverged: {document['divergence']}")
     return document
-
-
-def _unknown_arch(arch_id: str) -> ArchSpec:
-    raise ValueError(f"Unknown architecture {arch_id!r}. Valid ids: {', '.join(REGISTRY)}")
