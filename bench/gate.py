@@ -39,7 +39,7 @@ METRICS = ("test_accuracy", "test_loss", "efficiency", "samples_per_second")
 REGEN_HINT = (
     "Create it by running the benchmark with regeneration on this machine, e.g.\n"
     "  pytest bench --cnnbench-budget={budget} --cnnbench-seeds=0,1,2,3,4 --cnnbench-regen\n"
-    "or aggregate existing run records: python -m bench baseline RECORD.json ... --budget {budget}"
+    "or aggregate existing run records: python -m bench baseline RECORD.json ..."
 )
 
 

@@ -1,0 +1,216 @@
+"""The gate: band arithmetic, baseline files, and planted regressions caught on real training."""
+
+import pytest
+
+from bench import gate, plants
+from bench.budgets import Budget
+from bench.training import default_data, train_run
+
+TINY = Budget("gate-test", epochs=3, train_samples=1024, test_samples=1000, description="tests")
+
+
+def quiet(line):
+    pass
+
+
+def fake_record(arch_id="model_1_a", seed=0, acc=0.95, loss=0.2, eff=0.4, sps=3000.0):
+    return {
+        "arch": {"id": arch_id},
+        "status": "completed",
+        "config": {"budget": {"name": "ci"}, "seed": seed, "precision": "float32"},
+        "final": {"test_accuracy": acc, "test_loss": loss},
+        "timing": {"efficiency": eff, "steady_samples_per_second": sps},
+        "provenance": {
+            "backend": "tensorflow",
+            "device": {"kind": "cpu", "name": "Intel(R) Xeon(R) Processor"},
+            "versions": {"keras": "3.0", "tensorflow": "2.0"},
+            "git_commit": "abc",
+            "command": "pytest bench",
+        },
+    }
+
+
+def fake_baseline(accs=(0.95, 0.96, 0.955), losses=(0.2, 0.19, 0.21), effs=(0.4, 0.42, 0.41)):
+    runs = [
+        fake_record(seed=i, acc=a, loss=lo, eff=e)
+        for i, (a, lo, e) in enumerate(zip(accs, losses, effs, strict=True))
+    ]
+    return gate.aggregate(runs)
+
+
+def test_aggregate_reports_mean_sd_min_max_and_seeds():
+    doc = fake_baseline()
+    acc = doc["archs"]["model_1_a"]["test_accuracy"]
+    assert acc["n"] == 3 and acc["min"] == 0.95 and acc["max"] == 0.96
+    assert acc["mean"] == pytest.approx(0.955)
+    assert acc["sd"] == pytest.approx(0.005)
+    assert doc["archs"]["model_1_a"]["seeds"] == [0, 1, 2]
+    assert doc["key"]["device_class"] == "cpu-intel-xeon-processor"
+    assert "mean - max(3.0 * sd, 0.01)" in doc["band_rule"]["test_accuracy"]
+
+
+def test_accuracy_band_uses_the_floor_when_seeds_agree():
+    doc = fake_baseline(accs=(0.95, 0.95, 0.95))
+    checks = {c.metric: c for c in gate.check_record(fake_record(acc=0.9401), doc, "b.json")}
+    assert checks["test_accuracy"].bound == pytest.approx(0.94)
+    assert checks["test_accuracy"].passed
+    failing = {c.metric: c for c in gate.check_record(fake_record(acc=0.9399), doc, "b.json")}
+    assert not failing["test_accuracy"].passed
+
+
+def test_accuracy_band_widens_with_the_seed_spread():
+    doc = fake_baseline(accs=(0.90, 0.95, 1.0))
+    (acc, *_) = gate.check_record(fake_record(acc=0.85), doc, "b.json")
+    assert acc.bound == pytest.approx(0.95 - 3 * 0.05)
+    assert acc.passed
+
+
+def test_failure_message_names_arch_metric_value_band_change_and_file():
+    doc = fake_baseline()
+    checks = gate.check_record(fake_record(acc=0.5, eff=0.1), doc, "baselines/x.json")
+    messages = [c.message() for c in checks if not c.passed]
+    assert len(messages) == 2
+    assert messages[0].startswith("REGRESSION: model_1_a test_accuracy = 0.5000 (band >= 0.9400")
+    assert "-47.6%" in messages[0] and "[baselines/x.json]" in messages[0]
+    assert "efficiency = 0.1000" in messages[1] and "-75.6%" in messages[1]
+
+
+def test_loss_band_is_an_upper_bound():
+    doc = fake_baseline()
+    checks = {c.metric: c for c in gate.check_record(fake_record(loss=0.5), doc, "b")}
+    assert not checks["test_loss"].passed
+    assert checks["test_loss"].relative == pytest.approx(1.5)
+
+
+def test_missing_metric_fails():
+    doc = fake_baseline()
+    (acc, *_) = gate.check_record(fake_record(acc=None), doc, "b")
+    assert not acc.passed and "missing" in acc.message()
+
+
+def test_per_architecture_tolerance_override():
+    doc = fake_baseline()
+    doc["archs"]["model_1_a"]["tolerance"] = {"accuracy_floor": 0.5}
+    (acc, *_) = gate.check_record(fake_record(acc=0.6), doc, "b")
+    assert acc.passed
+    doc["archs"]["model_1_a"]["tolerance"] = {"acuracy_floor": 0.5}
+    with pytest.raises(gate.BaselineError, match="unknown tolerance fields"):
+        gate.check_record(fake_record(), doc, "b")
+
+
+def test_speed_check_can_be_left_out():
+    metrics = [
+        c.metric for c in gate.check_record(fake_record(), fake_baseline(), "b", speed=False)
+    ]
+    assert metrics == ["test_accuracy", "test_loss"]
+
+
+def test_aggregate_refuses_mixed_or_failed_runs():
+    other = fake_record(seed=1)
+    other["config"]["budget"]["name"] = "full"
+    with pytest.raises(gate.BaselineError, match="different baselines"):
+        gate.aggregate([fake_record(), other])
+    diverged = fake_record(seed=1)
+    diverged["status"] = "diverged"
+    with pytest.raises(gate.BaselineError, match="only completed runs"):
+        gate.aggregate([fake_record(), diverged])
+    with pytest.raises(gate.BaselineError, match="same seed appears twice"):
+        gate.aggregate([fake_record(), fake_record()])
+
+
+def test_regenerate_writes_atomically_and_prints_what_changed(tmp_path):
+    path, changes = gate.regenerate([fake_record(seed=0), fake_record(seed=1, acc=0.97)], tmp_path)
+    assert path == tmp_path / "ci" / "tensorflow-float32-cpu-intel-xeon-processor.json"
+    assert "new baseline" in changes
+    _, changes = gate.regenerate(
+        [fake_record(seed=0, acc=0.9), fake_record(seed=1, acc=0.9)], tmp_path
+    )
+    assert "0.9600" in changes and "0.9000" in changes and "-6.25%" in changes
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_missing_baseline_says_how_to_create_one(tmp_path):
+    key = gate.key_of(fake_record())
+    with pytest.raises(gate.BaselineError, match=r"(?s)No baseline for budget=ci.*--cnnbench-regen"):
+        gate.resolve(key, {}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "message"),
+    [
+        (lambda text: text[: len(text) // 2], "unreadable baseline"),
+        (lambda text: text.replace('"version": 1', '"version": 9'), "baseline version 9"),
+        (
+            lambda text: text.replace('"mean"', '"average"'),
+            r"archs\.model_1_a\.test_accuracy is malformed",
+        ),
+        (lambda text: "[]", "not a baseline"),
+    ],
+)
+def test_corrupted_baseline_is_rejected_with_its_path(tmp_path, corrupt, message):
+    path, _ = gate.regenerate([fake_record(seed=0), fake_record(seed=1)], tmp_path)
+    path.write_text(corrupt(path.read_text()))
+    with pytest.raises(gate.BaselineError, match=message) as error:
+        gate.resolve(gate.key_of(fake_record()), {}, tmp_path)
+    assert str(path) in str(error.value)
+
+
+def test_crossings_are_reported(tmp_path):
+    gate.regenerate([fake_record(seed=0), fake_record(seed=1)], tmp_path)
+    other = fake_record()
+    other["provenance"]["device"] = {"kind": "cpu", "name": "AMD EPYC 9654"}
+    resolved = gate.resolve(gate.key_of(other), {"keras": "3.1", "tensorflow": "2.0"}, tmp_path)
+    assert (
+        "device: baseline cpu-intel-xeon-processor, this run cpu-amd-epyc-9654"
+        in resolved.crossings
+    )
+    assert "keras: baseline 3.0, this run 3.1" in resolved.crossings
+    gpu = fake_record()
+    gpu["provenance"]["device"] = {"kind": "gpu", "name": "NVIDIA H100"}
+    with pytest.raises(gate.BaselineError, match="No baseline"):
+        gate.resolve(gate.key_of(gpu), {}, tmp_path)
+
+
+def test_table_lists_every_check_with_verdicts():
+    doc = fake_baseline()
+    text = gate.table(gate.check_record(fake_record(acc=0.5), doc, "b"))
+    assert "REGRESSION" in text and text.count("ok") == 2 and "-47.6%" in text
+
+
+# --- planted regressions on real training ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_baseline(tmp_path_factory):
+    runs = [train_run("model_1_a", TINY, seed, write=quiet) for seed in (0, 1, 2)]
+    root = tmp_path_factory.mktemp("baselines")
+    path, _ = gate.regenerate(runs, root)
+    return gate.load(path), str(path)
+
+
+def gate_failures(record, baseline):
+    document, path = baseline
+    return [c.message() for c in gate.check_record(record, document, path) if not c.passed]
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_honest_rerun_with_a_new_seed_passes(real_baseline):
+    assert gate_failures(train_run("model_1_a", TINY, 7, write=quiet), real_baseline) == []
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+@pytest.mark.parametrize(
+    ("plant", "metric"),
+    [("lr0", "test_accuracy"), ("shuffled-labels", "test_accuracy"), ("slow-step", "efficiency")],
+)
+def test_planted_regressions_fail_the_gate(real_baseline, plant, metric):
+    options = plants.trainer_options(plant, default_data())
+    if plant == "slow-step":
+        # 5x slower: unmistakable even when other jobs make this machine's timings noisy.
+        options["callbacks"] = [plants.SlowStep(factor=4.0)]
+    record = train_run("model_1_a", TINY, 7, write=quiet, **options)
+    failures = gate_failures(record, real_baseline)
+    assert any(f.startswith(f"REGRESSION: model_1_a {metric} = ") for f in failures), failures
+    assert all(real_baseline[1] in f for f in failures)
