@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: each command sets up .venv itself, then runs.
 #   ./run.sh test            pytest tests (unit, property and loader tests)
-#   ./run.sh main [ARGS]     train + benchmark all six under the default budget, write records
+#   ./run.sh main [ARGS]     benchmark all six under the default budget, gate, write the report
+#   ./run.sh gate [ARGS]     the CI regression gate: pytest bench at the ci tier vs baselines
 #   ./run.sh setup           only create/refresh .venv
 # Set CNNBENCH_BACKENDS=1 to also install the JAX and PyTorch (CPU) backends.
 set -euo pipefail
@@ -33,5 +34,9 @@ case "$cmd" in
   setup) setup ;;
   test) setup; exec "$VENV/bin/python" -m pytest tests "$@" ;;
   main) setup; exec "$VENV/bin/python" -m bench main "$@" ;;
-  *) sed -n '2,7p' "$0"; exit 2 ;;
+  gate)
+    setup
+    exec "$VENV/bin/python" -m pytest bench --cnnbench-budget=ci \
+      --cnnbench-out=results/ci/runs --benchmark-json=results/ci/benchmark.json "$@" ;;
+  *) sed -n '2,8p' "$0"; exit 2 ;;
 esac

@@ -1,7 +1,8 @@
 """Command line: `python -m bench run|main ...`.
 
 `run` trains chosen architectures under a budget and seeds and writes one record per run;
-`main` is the README's main job: all six architectures under the default budget.
+`main` is the README's main job (benchmark all six under the default budget, gate, report);
+`baseline` aggregates records into a measured baseline; `gate` checks records against one.
 """
 
 from __future__ import annotations
@@ -79,9 +80,107 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="train architectures and write their records")
     _add_training_options(run, archs_default=list(REGISTRY))
-    main = commands.add_parser("main", help="the main job: all six under the default budget")
-    _add_training_options(main, archs_default=list(REGISTRY))
+    main = commands.add_parser(
+        "main", help="the main job: benchmark all six under the default budget, gate, report"
+    )
+    main.add_argument("--budget", choices=list(BUDGETS), default=DEFAULT_BUDGET)
+    main.add_argument("--seeds", nargs="+", type=_seed, default=[0, 1, 2])
+    main.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
+    main.add_argument(
+        "pytest_args", nargs=argparse.REMAINDER, help="further pytest options, after --"
+    )
+    baseline = commands.add_parser(
+        "baseline", help="aggregate completed run records into their measured baseline"
+    )
+    baseline.add_argument("records", nargs="+", type=Path, help="record.json files")
+    baseline.add_argument("--baselines", type=Path, help="baseline folder")
+    check = commands.add_parser(
+        "gate", help="check run records against their baselines; exit 1 on a regression"
+    )
+    check.add_argument("records", nargs="+", type=Path, help="record.json files")
+    check.add_argument("--baselines", type=Path, help="baseline folder")
+    check.add_argument("--accuracy-only", action="store_true", help="skip the speed check")
     return parser
+
+
+def _load_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    from bench import records
+
+    return [records.load(path) for path in paths]
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    """Aggregate records into baselines (one file per key); print what changed."""
+    from bench import gate
+
+    documents = _load_records(args.records)
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for document in documents:
+        groups.setdefault(gate.key_of(document), []).append(document)
+    for group in groups.values():
+        path, changes = gate.regenerate(group, args.baselines or gate.env_root())
+        print(f"wrote {path}\n{changes}")
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    """Check records against baselines; print the table; 1 on a regression, 2 if unusable."""
+    from bench import gate
+
+    checks, crossings = [], set()
+    try:
+        for document in _load_records(args.records):
+            resolved = gate.resolve(
+                gate.key_of(document),
+                document["provenance"]["versions"],
+                args.baselines or gate.env_root(),
+            )
+            crossings.update(resolved.crossings)
+            checks += gate.check_record(
+                document, resolved.document, str(resolved.path), speed=not args.accuracy_only
+            )
+    except (gate.BaselineError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(gate.table(checks))
+    for crossing in sorted(crossings):
+        print(f"NOTE: comparison crosses {crossing}")
+    failed = [c for c in checks if not c.passed]
+    for check in failed:
+        print(check.message(), file=sys.stderr)
+    print(f"{len(failed)} regression(s) in {len(checks)} checks")
+    return 1 if failed else 0
+
+
+def cmd_main(args: argparse.Namespace) -> int:
+    """Benchmark all six (pytest bench, with the gate), then write the report."""
+    import pytest
+
+    out: Path = args.out
+    seeds = ",".join(str(s) for s in args.seeds)
+    extra = [a for a in args.pytest_args if a != "--"]
+    status = pytest.main(
+        [
+            str(Path(__file__).resolve().parent),
+            f"--cnnbench-budget={args.budget}",
+            f"--cnnbench-seeds={seeds}",
+            f"--cnnbench-out={out / 'runs'}",
+            f"--benchmark-json={out / 'benchmark.json'}",
+            *extra,
+        ]
+    )
+    report = _report(out)
+    print(f"benchmark JSON: {out / 'benchmark.json'}; records: {out / 'runs'}; report: {report}")
+    return int(status)
+
+
+def _report(out: Path) -> Path | None:
+    try:
+        from bench import report
+    except ImportError:
+        return None
+    records_found = sorted((out / "runs").glob("*/*/seed*/record.json"))
+    return report.write_report(records_found, out / "report")
 
 
 def train_many(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -138,6 +237,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    if args.command == "baseline":
+        return cmd_baseline(args)
+    if args.command == "gate":
+        return cmd_gate(args)
+    if args.command == "main":
+        return cmd_main(args)
     documents = train_many(args)
     print(summary_table(documents))
     return 1 if any(doc["status"] != "completed" for doc in documents) else 0

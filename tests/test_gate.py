@@ -131,7 +131,9 @@ def test_regenerate_writes_atomically_and_prints_what_changed(tmp_path):
 
 def test_missing_baseline_says_how_to_create_one(tmp_path):
     key = gate.key_of(fake_record())
-    with pytest.raises(gate.BaselineError, match=r"(?s)No baseline for budget=ci.*--cnnbench-regen"):
+    with pytest.raises(
+        gate.BaselineError, match=r"(?s)No baseline for budget=ci.*--cnnbench-regen"
+    ):
         gate.resolve(key, {}, tmp_path)
 
 
