@@ -1,5 +1,5 @@
 """CNN architectures for MNIST: pure builders and the registry that lists them."""
 
-from archs.registry import REGISTRY, ArchSpec, LayerDoc, get
+from archs.registry import NOTEBOOK_IDS, REGISTRY, ArchSpec, LayerDoc, get
 
-__all__ = ["REGISTRY", "ArchSpec", "LayerDoc", "get"]
+__all__ = ["NOTEBOOK_IDS", "REGISTRY", "ArchSpec", "LayerDoc", "get"]

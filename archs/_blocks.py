@@ -57,6 +57,20 @@ def spatial_size(plan: Plan, size: int) -> int:
     return size
 
 
+def plan_params(plan: Plan, input_shape: tuple[int, int, int], num_classes: int) -> int:
+    """Count the parameters a plan builds (BatchNormalization: 4 per channel), without Keras."""
+    height, width, channels = input_shape
+    total = 0
+    for step in plan:
+        if isinstance(step, Conv):
+            total += (step.kernel * step.kernel * channels + 1) * step.filters
+            channels = step.filters
+        elif isinstance(step, Norm):
+            total += 4 * channels
+    flat = spatial_size(plan, height) * spatial_size(plan, width) * channels
+    return total + (flat + 1) * num_classes
+
+
 def smallest_input(plan: Plan) -> int:
     """Return the smallest square input side for which every layer keeps a positive size."""
     size = 1

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import keras
 
-from archs import notebook
-from archs._blocks import Plan, smallest_input
+from archs import controlled, notebook
+from archs._blocks import Plan, plan_params, smallest_input
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class ArchSpec:
     params: int
     layers: tuple[LayerDoc, ...]
     quirks: tuple[str, ...] = ()
+    faithful: bool = True
+    """True for the notebook's six; False for the controlled variants."""
 
     @property
     def min_input_side(self) -> int:
@@ -236,8 +238,33 @@ _SPECS = (
     ),
 )
 
-REGISTRY: dict[str, ArchSpec] = {spec.arch_id: spec for spec in _SPECS}
-"""Every registered architecture, by stable id, in the notebook's order."""
+
+def _controlled_specs() -> tuple[ArchSpec, ...]:
+    specs = []
+    for arch_id, (depth, variant, plan, builder) in controlled.builders().items():
+        specs.append(
+            ArchSpec(
+                arch_id=arch_id,
+                builder=builder,
+                plan=plan,
+                section=f"controlled, depth {depth}",
+                title=f"Controlled variant: {depth} conv layers, {variant.replace('_', ' + ')}",
+                conv_layers=depth,
+                dropout="dropout" in variant,
+                batch_norm=variant.startswith("bn"),
+                params=plan_params(plan, notebook.MNIST_SHAPE, notebook.MNIST_CLASSES),
+                layers=(),
+                faithful=False,
+            )
+        )
+    return tuple(specs)
+
+
+REGISTRY: dict[str, ArchSpec] = {spec.arch_id: spec for spec in (*_SPECS, *_controlled_specs())}
+"""Every registered architecture by stable id: the notebook's six, then controlled variants."""
+
+NOTEBOOK_IDS: tuple[str, ...] = tuple(spec.arch_id for spec in _SPECS)
+"""The six faithful notebook models, in the notebook's order."""
 
 
 def get(arch_id: str) -> ArchSpec:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from archs import REGISTRY
+from archs import NOTEBOOK_IDS, REGISTRY
 from bench.budgets import BUDGETS, DEFAULT_BUDGET
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -57,7 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--cnnbench-archs",
         type=_archs,
-        default=list(REGISTRY),
+        default=list(NOTEBOOK_IDS),
         help="comma-separated architecture ids (default: all)",
     )
     group.addoption(
@@ -170,13 +170,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize benchmarks over the chosen architectures (ids = registry ids) and seeds."""
     settings = metafunc.config.stash[_SETTINGS]
-    if "arch_id" in metafunc.fixturenames:
+    if "bench_arch" in metafunc.fixturenames:
         marks = [pytest.mark.full] if settings.budget == "full" else []
         metafunc.parametrize(
-            "arch_id", [pytest.param(a, id=a, marks=marks) for a in settings.archs]
+            "bench_arch", [pytest.param(a, id=a, marks=marks) for a in settings.archs]
         )
-    if "seed" in metafunc.fixturenames:
-        metafunc.parametrize("seed", settings.seeds, ids=[f"seed{s}" for s in settings.seeds])
+    if "bench_seed" in metafunc.fixturenames:
+        metafunc.parametrize("bench_seed", settings.seeds, ids=[f"seed{s}" for s in settings.seeds])
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ from bench.cli import run_dir
 from bench.training import Trainer, default_data
 
 
-def test_train(benchmark, arch_id, seed, cnnbench, live_write):
+def test_train(benchmark, bench_arch, bench_seed, cnnbench, live_write):
+    arch_id, seed = bench_arch, bench_seed
     budget = get_budget(cnnbench.budget)
     options = plants.trainer_options(cnnbench.plant, default_data())
     folder = run_dir(cnnbench.out, budget.name, arch_id, seed)

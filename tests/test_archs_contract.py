@@ -4,11 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-from archs import REGISTRY
-from archs._blocks import Conv, Drop, Norm
+from archs import NOTEBOOK_IDS, REGISTRY
+from archs._blocks import Conv, Drop, Norm, plan_params
 
-SPECS = list(REGISTRY.values())
-IDS = list(REGISTRY)
+SPECS = [REGISTRY[i] for i in NOTEBOOK_IDS]
+IDS = list(NOTEBOOK_IDS)
 
 NOTEBOOK_TOTALS = {
     "model_1_a": 113_162,
@@ -94,3 +94,40 @@ def test_unknown_id_lists_valid_ones():
 
     with pytest.raises(KeyError, match="model_1_a, model_1_b"):
         get("model_9_z")
+
+
+CONTROLLED = [spec for spec in REGISTRY.values() if not spec.faithful]
+
+
+def test_controlled_variants_cover_every_depth_and_regulariser():
+    combos = {(s.conv_layers, s.dropout, s.batch_norm) for s in CONTROLLED}
+    assert combos == {
+        (d, drop, bn) for d in (3, 5, 7) for drop in (False, True) for bn in (False, True)
+    }
+    assert len(CONTROLLED) == 12
+
+
+@pytest.mark.parametrize("spec", CONTROLLED, ids=[s.arch_id for s in CONTROLLED])
+def test_controlled_variant_differs_from_its_plain_stack_only_by_regularisers(spec):
+    model = spec.build()
+    plain = REGISTRY[f"ctrl_{spec.conv_layers}_plain"].build()
+    convs = [
+        (lay.filters, lay.kernel_size)
+        for lay in model.layers
+        if isinstance(lay, keras.layers.Conv2D)
+    ]
+    assert convs == [
+        (lay.filters, lay.kernel_size)
+        for lay in plain.layers
+        if isinstance(lay, keras.layers.Conv2D)
+    ]
+    norms = [lay for lay in model.layers if isinstance(lay, keras.layers.BatchNormalization)]
+    assert len(norms) == (spec.conv_layers if spec.batch_norm else 0)
+    assert any(isinstance(lay, keras.layers.Dropout) for lay in model.layers) == spec.dropout
+    assert model.count_params() == spec.params
+    assert model.output_shape == plain.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("spec", list(REGISTRY.values()), ids=list(REGISTRY))
+def test_plan_parameter_count_matches_keras(spec):
+    assert plan_params(spec.plan, (28, 28, 1), 10) == spec.build().count_params()
