@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("records", nargs="+", type=Path, help="record.json files")
     check.add_argument("--baselines", type=Path, help="baseline folder")
     check.add_argument("--accuracy-only", action="store_true", help="skip the speed check")
+    report = commands.add_parser("report", help="figures and report.md from run records")
+    report.add_argument("records", nargs="+", type=Path, help="record.json files")
+    report.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT / "report")
     return parser
 
 
@@ -174,11 +177,9 @@ def cmd_main(args: argparse.Namespace) -> int:
     return int(status)
 
 
-def _report(out: Path) -> Path | None:
-    try:
-        from bench import report
-    except ImportError:
-        return None
+def _report(out: Path) -> Path:
+    from bench import report
+
     records_found = sorted((out / "runs").glob("*/*/seed*/record.json"))
     return report.write_report(records_found, out / "report")
 
@@ -243,6 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_gate(args)
     if args.command == "main":
         return cmd_main(args)
+    if args.command == "report":
+        from bench import report
+
+        print(f"wrote {report.write_report(args.records, args.out)}")
+        return 0
     documents = train_many(args)
     print(summary_table(documents))
     return 1 if any(doc["status"] != "completed" for doc in documents) else 0

@@ -1,0 +1,174 @@
+"""The report: figure content (axes, labels, curves, violins, overlays), verdicts, resilience."""
+
+import copy
+import json
+
+import pytest
+from matplotlib.collections import PolyCollection
+
+from archs import REGISTRY
+from bench import records, report
+from bench.report import Group
+
+PUBLISHED = report.load_published()
+
+
+def make_record(arch_id="model_1_a", seed=0, acc=0.95, epochs=3, budget="ci", model_file=None):
+    spec = REGISTRY[arch_id]
+    return {
+        "schema": records.SCHEMA,
+        "version": records.VERSION,
+        "status": "completed",
+        "arch": {"id": arch_id, "section": spec.section, "params": spec.params,
+                 "conv_layers": spec.conv_layers, "dropout": spec.dropout,
+                 "batch_norm": spec.batch_norm},
+        "config": {"budget": {"name": budget, "epochs": epochs}, "seed": seed, "batch_size": 128,
+                   "eval_batch_size": 1024, "optimizer": "adam", "learning_rate": 0.001,
+                   "precision": "float32", "train_samples": 4096, "test_samples": 2000},
+        "epochs": [{"epoch": e, "loss": 1.0 / e, "accuracy": acc - 0.1 / e, "val_loss": 0.9 / e,
+                    "val_accuracy": acc - 0.05 / e, "train_seconds": 1.0, "eval_seconds": 0.1,
+                    "compiled": e == 1} for e in range(1, epochs + 1)],
+        "timing": {"steady_epoch_seconds": 1.0, "steady_samples_per_second": 4096.0,
+                   "efficiency": 0.5, "first_epoch_seconds": 2.0},
+        "final": {"test_loss": 0.2, "test_accuracy": acc},
+        "weights": {"file": model_file, "layers": []},
+        "divergence": None,
+        "provenance": {"versions": {"keras": "3"}, "backend": "tensorflow",
+                       "device": {"kind": "cpu", "name": "cpu"}, "precision": "float32",
+                       "data_digest": "0" * 64, "started_at": "t", "command": "c"},
+    }  # fmt: skip
+
+
+def group_of(arch_id, accs, **kwargs):
+    runs = [make_record(arch_id, seed=i, acc=a, **kwargs) for i, a in enumerate(accs)]
+    return Group(arch_id, "ci", runs, [])
+
+
+def labels(ax):
+    return [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+
+
+def test_curves_show_train_and_test_per_seed_with_the_published_overlay():
+    fig = report.curves_figure(group_of("model_1_b", [0.9, 0.91]), PUBLISHED)
+    ax_loss, ax_acc = fig.axes
+    assert ax_loss.get_title() == "model_1_b (notebook 1.2): loss"
+    assert ax_acc.get_title() == "model_1_b (notebook 1.2): accuracy"
+    assert ax_loss.get_xlabel() == ax_acc.get_xlabel() == "epoch"
+    assert ax_acc.get_ylabel() == "accuracy"
+    assert (
+        len(ax_acc.get_lines()) == 2 * 2 + 2
+    )  # two seeds x (train, test) + notebook (train, test)
+    assert labels(ax_acc) == [
+        "train accuracy (seeds 0, 1)",
+        "test accuracy (seeds 0, 1)",
+        "notebook train accuracy (full budget)",
+        "notebook test accuracy (full budget)",
+    ]
+    notebook_test = ax_acc.get_lines()[-1]
+    assert list(notebook_test.get_xdata()) == list(range(1, 16))
+    assert notebook_test.get_ydata()[-1] == pytest.approx(0.9940)
+
+
+def test_controlled_variant_curves_have_no_overlay():
+    fig = report.curves_figure(group_of("ctrl_3_bn", [0.9]), PUBLISHED)
+    assert all("notebook" not in label for label in labels(fig.axes[1]))
+
+
+def test_weight_violins_one_per_layer_with_real_names(tmp_path):
+    model = REGISTRY["model_3_a"].build()
+    model.save(tmp_path / "model.keras")
+    record = make_record("model_3_a", model_file="model.keras")
+    group = Group("model_3_a", "ci", [record], [tmp_path / "record.json"])
+    ax = report.weights_figure(group).axes[0]
+    names = [tick.get_text() for tick in ax.get_xticklabels()]
+    assert names == ["conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "conv7", "predictions"]
+    assert sum(isinstance(c, PolyCollection) for c in ax.collections) == 8
+    assert ax.get_xlabel() == "layer" and ax.get_ylabel() == "weight value"
+
+
+def test_accuracy_vs_depth_has_error_bars_and_published_points():
+    groups = [
+        group_of(arch_id, [0.90 + 0.01 * i, 0.92 + 0.01 * i])
+        for i, arch_id in enumerate(
+            ["model_1_a", "model_1_b", "model_2_a", "model_2_b", "model_3_a", "model_3_b"]
+        )
+    ]
+    ax = report.depth_figure(groups, PUBLISHED, "ci").axes[0]
+    assert ax.get_xlabel() == "number of conv layers" and ax.get_ylabel() == "test accuracy"
+    legend = sorted(t.get_text() for t in ax.get_legend().get_texts())
+    assert legend == sorted(
+        [
+            "notebook models, without dropout",
+            "notebook models, with dropout",
+            "published (full budget), without dropout",
+            "published (full budget), with dropout",
+        ]
+    )
+    assert len(ax.containers) == 2  # one errorbar container per measured series
+    without = ax.containers[0].lines[0]
+    assert list(without.get_xdata()) == [3, 5, 7]
+    assert list(without.get_ydata()) == pytest.approx([0.91, 0.93, 0.95])
+
+
+def test_speed_figure_has_one_bar_per_architecture():
+    groups = [group_of(a, [0.9]) for a in ("model_1_a", "model_2_a", "model_3_a")]
+    ax_sps, ax_frac = report.speed_figure(groups, "ci").axes
+    assert len(ax_sps.patches) == len(ax_frac.patches) == 3
+    assert ax_sps.get_ylabel() == "samples / s" and ax_frac.get_ylabel() == "fraction of peak"
+    assert [t.get_text() for t in ax_sps.get_xticklabels()] == [
+        "model_1_a",
+        "model_2_a",
+        "model_3_a",
+    ]
+
+
+def test_verdicts_need_seeds_and_say_so():
+    clear = [group_of("ctrl_3_plain", [0.90, 0.901, 0.899, 0.90, 0.902]),
+             group_of("ctrl_3_dropout", [0.95, 0.951, 0.949, 0.952, 0.95])]  # fmt: skip
+    (verdict,) = report.verdicts(clear)
+    assert verdict.claim == "dropout helps" and verdict.depth == 3
+    assert verdict.text.startswith("supported: +0.0500")
+    noisy = [
+        group_of("ctrl_5_bn", [0.90, 0.95, 0.92]),
+        group_of("ctrl_5_plain", [0.93, 0.91, 0.92]),
+    ]
+    (verdict,) = report.verdicts(noisy)
+    assert verdict.text.startswith("not supported")
+    few = [group_of("model_3_a", [0.9]), group_of("model_3_b", [0.95])]
+    (verdict,) = report.verdicts(few)
+    assert "too few runs to tell (1 vs 1 seeds" in verdict.text
+
+
+def test_report_survives_a_record_missing_what_a_figure_needs(tmp_path):
+    paths = []
+    for seed in (0, 1):
+        path = tmp_path / f"run{seed}" / "record.json"
+        path.parent.mkdir()
+        records.save(make_record("model_1_a", seed=seed, model_file="model.keras"), path)
+        paths.append(path)
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"schema": "nope"}))
+    out = tmp_path / "report"
+    text = report.write_report([*paths, broken], out).read_text()
+    assert "| model_1_a |" in text and "0.9907" in text and "0.9500 ± 0.0000 (n=2)" in text
+    assert "weights model_1_a (ci): not drawn: trained model" in text
+    assert f"skipped {broken}" in text
+    assert "1.1 vs 1.2" in text and "BatchNormalization" in text
+    assert (out / "curves_ci_model_1_a.png").stat().st_size > 0
+    assert (out / "accuracy_vs_depth_ci.png").exists() and (out / "speed_ci.png").exists()
+    assert not (out / "weights_ci_model_1_a.png").exists()
+
+
+def test_report_of_nothing_says_so(tmp_path):
+    text = report.write_report([], tmp_path).read_text()
+    assert "No valid run records were given." in text
+
+
+def test_speed_figure_without_steady_epochs_is_a_clear_problem(tmp_path):
+    record = make_record(epochs=1)
+    record["timing"] = {"steady_samples_per_second": None}
+    path = tmp_path / "r" / "record.json"
+    path.parent.mkdir()
+    records.save(copy.deepcopy(record), path)
+    text = report.write_report([path], tmp_path / "out").read_text()
+    assert "speed (ci): not drawn: no run has a steady-state epoch" in text
