@@ -1,0 +1,45 @@
+"""Analytic FLOPs against a hand count, and the peak probe's contract."""
+
+import math
+
+import pytest
+
+from archs import REGISTRY
+from bench.flops import arch_flops, layer_flops
+from bench.peak import compute_dtype, matmul_peak
+
+
+def test_model_1_a_forward_flops_match_a_hand_count():
+    # conv1: 26*26 outputs x 32 filters x (3*3*1) MACs; conv2: 11*11 x 64 x (3*3*32);
+    # conv3: 9*9 x 128 x (3*3*64); dense: 2048 x 10. Two FLOPs per multiply-add.
+    hand = {
+        "conv1": 2 * 26 * 26 * 32 * 9 * 1,
+        "conv2": 2 * 11 * 11 * 64 * 9 * 32,
+        "conv3": 2 * 9 * 9 * 128 * 9 * 64,
+        "predictions": 2 * 2048 * 10,
+    }
+    counted = {item.name: item.forward for item in layer_flops(REGISTRY["model_1_a"].build())}
+    assert counted == hand
+    flops = arch_flops("model_1_a")
+    assert flops["forward"] == sum(hand.values()) == 16_834_816
+    assert flops["training"] == 3 * sum(hand.values()) - hand["conv1"]
+
+
+@pytest.mark.parametrize("arch_id", list(REGISTRY))
+def test_training_costs_about_three_forward_passes(arch_id):
+    flops = arch_flops(arch_id)
+    assert 2 * flops["forward"] < flops["training"] < 3 * flops["forward"]
+
+
+def test_dropout_and_pooling_cost_nothing_in_the_count():
+    assert arch_flops("model_3_a") == arch_flops("model_3_b")
+
+
+def test_peak_probe_reports_a_finite_positive_rate():
+    rate = matmul_peak("float32", size=256, repeats=2)
+    assert math.isfinite(rate) and rate > 0
+
+
+def test_compute_dtype_of_policies():
+    assert compute_dtype("float32") == "float32"
+    assert compute_dtype("mixed_bfloat16") == "bfloat16"
