@@ -100,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("records", nargs="+", type=Path, help="record.json files")
     check.add_argument("--baselines", type=Path, help="baseline folder")
     check.add_argument("--accuracy-only", action="store_true", help="skip the speed check")
+    peers = commands.add_parser("peers", help="the harness against other ways to train, one run")
+    peers.add_argument(
+        "--arch", nargs="+", choices=list(REGISTRY), default=["model_1_a", "model_2_a"]
+    )
+    peers.add_argument("--samples", type=_positive, default=4096, help="training images")
+    peers.add_argument("--epochs", type=_positive, default=3, help="epochs (first untimed)")
+    peers.add_argument("--out", type=Path, default=DEFAULT_OUT / "peers.json")
     report = commands.add_parser("report", help="figures and report.md from run records")
     report.add_argument("records", nargs="+", type=Path, help="record.json files")
     report.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT / "report")
@@ -244,6 +251,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_gate(args)
     if args.command == "main":
         return cmd_main(args)
+    if args.command == "peers":
+        from bench import peers
+
+        if args.epochs < 2:
+            print("error: --epochs must be >= 2 (the first epoch compiles and is not timed)")
+            return 2
+        peers.run_all(args.arch, args.samples, args.epochs, args.out)
+        return 0
     if args.command == "report":
         from bench import report
 

@@ -56,3 +56,16 @@ def test_all_architectures_run_on_backend(backend):
         assert facts["params"] == REGISTRY[arch_id].params, arch_id
         assert facts["shape"] == [3, 10], arch_id
         assert facts["row_sums"] == pytest.approx([1.0] * 3, rel=1e-5), arch_id
+
+
+@pytest.mark.parametrize("arch_id", list(REGISTRY)[:6])
+def test_native_torch_twin_has_the_same_parameters_and_output(arch_id):
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed: pip install '.[backends]' to test the peer twin")
+    import torch
+
+    from bench.peers import torch_model
+
+    model = torch_model(arch_id)
+    assert sum(p.numel() for p in model.parameters()) == REGISTRY[arch_id].params
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
