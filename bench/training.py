@@ -27,7 +27,7 @@ import numpy as np
 from archs import REGISTRY, ArchSpec
 from bench import provenance, records
 from bench.budgets import DEFAULT_BUDGET, Budget, get_budget
-from bench.data import MNIST, Arrays, load_mnist, preprocess
+from bench.data import Arrays, dataset_fingerprint, load_mnist, preprocess
 from bench.flops import training_flops
 from bench.peak import compute_dtype, matmul_peak
 
@@ -285,8 +285,9 @@ class Trainer:
         self.seed, self.precision, self.learning_rate = seed, precision, learning_rate
         self.callbacks, self.write, self.resume = list(callbacks), write, resume
         self.run_dir = Path(out_dir) if out_dir is not None else None
-        self.data_digest = MNIST.fingerprint() if data is None else "caller-supplied"
-        (x_train, y_train), (x_test, y_test) = data if data is not None else default_data()
+        arrays = data if data is not None else default_data()
+        self.data_digest = dataset_fingerprint(arrays)
+        (x_train, y_train), (x_test, y_test) = arrays
         self.x, self.y = _subset(x_train, y_train, self.budget.train_samples)
         self.xt, self.yt = _subset(x_test, y_test, self.budget.test_samples)
         self.config = {
