@@ -170,25 +170,25 @@ def _timing(epochs: list[dict[str, Any]], train_samples: int) -> dict[str, Any]:
     }
 
 
-_PEAKS: dict[str, float] = {}
-
-
 def _efficiency(
     model: keras.Model, epochs: list[dict[str, Any]], train_samples: int, precision: str
 ) -> dict[str, Any]:
-    """Achieved training FLOP/s and its fraction of the matmul peak measured in this process."""
+    """Return achieved training FLOP/s and its fraction of the matmul peak, measured now.
+
+    The peak is probed right after each run, in the same process, so that both numbers see
+    the same machine state (another job starting later on a shared machine moves both).
+    """
     dtype = compute_dtype(precision)
-    if dtype not in _PEAKS:
-        _PEAKS[dtype] = matmul_peak(dtype)
+    peak = matmul_peak(dtype)
     per_sample = training_flops(model)
     steady = [e["train_seconds"] for e in epochs if not e["compiled"]]
     achieved = per_sample * train_samples / statistics.median(steady) if steady else None
     return {
         "training_flops_per_sample": per_sample,
         "achieved_flops": achieved,
-        "peak_flops": _PEAKS[dtype],
+        "peak_flops": peak,
         "peak_dtype": dtype,
-        "efficiency": achieved / _PEAKS[dtype] if achieved else None,
+        "efficiency": achieved / peak if achieved else None,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
