@@ -216,3 +216,35 @@ def test_planted_regressions_fail_the_gate(real_baseline, plant, metric):
     failures = gate_failures(record, real_baseline)
     assert any(f.startswith(f"REGRESSION: model_1_a {metric} = ") for f in failures), failures
     assert all(real_baseline[1] in f for f in failures)
+
+
+# --- the command line: python -m bench baseline / gate ------------------------------------
+
+
+def _write(tmp_path, name, record):
+    from bench import records
+
+    return records.save(record, tmp_path / name / "record.json")
+
+
+def test_gate_command_exit_codes_and_table(tmp_path, capsys):
+    from records_factory import make_record
+
+    from bench.cli import main as cli_main
+
+    paths = [
+        _write(tmp_path, f"s{s}", make_record(seed=s, acc=a)) for s, a in enumerate((0.95, 0.96))
+    ]
+    root = tmp_path / "baselines"
+    assert cli_main(["baseline", *map(str, paths), "--baselines", str(root)]) == 0
+    assert "new baseline" in capsys.readouterr().out
+    honest = _write(tmp_path, "honest", make_record(seed=5, acc=0.955))
+    assert cli_main(["gate", str(honest), "--baselines", str(root)]) == 0
+    assert "0 regression(s) in 3 checks" in capsys.readouterr().out
+    worse = _write(tmp_path, "worse", make_record(seed=6, acc=0.80))
+    assert cli_main(["gate", str(worse), "--baselines", str(root)]) == 1
+    captured = capsys.readouterr()
+    assert "REGRESSION" in captured.out and "1 regression(s) in 3 checks" in captured.out
+    assert "REGRESSION: model_1_a test_accuracy = 0.8000" in captured.err
+    assert cli_main(["gate", str(worse), "--baselines", str(tmp_path / "none")]) == 2
+    assert "No baseline for budget=ci" in capsys.readouterr().err
