@@ -169,6 +169,10 @@ def cmd_main(args: argparse.Namespace) -> int:
     out: Path = args.out
     seeds = ",".join(str(s) for s in args.seeds)
     extra = [a for a in args.pytest_args if a != "--"]
+    if args.budget != DEFAULT_BUDGET and not any(a.startswith("--cnnbench-gate") for a in extra):
+        print(f"note: baselines are stored for the {DEFAULT_BUDGET} budget; gate off for "
+              f"{args.budget} (pass -- --cnnbench-gate=all to gate against your own)")  # fmt: skip
+        extra.append("--cnnbench-gate=off")
     status = pytest.main(
         [
             str(Path(__file__).resolve().parent),
