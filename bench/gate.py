@@ -6,12 +6,15 @@ Band rule (documented in the README and stored in every baseline):
   ``mean - max(k * sd, floor)`` of the baseline's seeds (k = 3, floor = 0.01);
 * loss: a run fails when its final test loss is above ``mean + max(k * sd, floor_rel * mean)``
   (floor_rel = 0.25);
-* efficiency: a run fails when its achieved training FLOP/s, as a fraction of the matmul peak
-  measured in the same process, is below ``mean * (1 - margin)`` (margin = 0.25).
+* efficiency: a run fails when its achieved training FLOP/s (fastest steady epoch), as a
+  fraction of the matmul peak measured in the same process, is below
+  ``min * (1 - margin)`` of the baseline's seeds (margin = 0.25).
 
 k * sd lets an honest rerun with another seed pass; the floors keep a band from collapsing when
-a few seeds happen to agree. Thresholds can be overridden per architecture (a baseline's
-"tolerance" entry) -- pytest-benchmark users ask for thresholds per group.
+a few seeds happen to agree. Speed on a shared machine is bimodal (whole epochs throttled to
+about half speed), so its band starts from the slowest honest seed, not the mean. Thresholds
+can be overridden per architecture (a baseline's "tolerance" entry): pytest-benchmark users
+ask for thresholds per group.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ class Tolerance:
         return {
             "test_accuracy": f"fail below mean - max({self.k} * sd, {self.accuracy_floor})",
             "test_loss": f"fail above mean + max({self.k} * sd, {self.loss_floor_rel} * mean)",
-            "efficiency": f"fail below mean * (1 - {self.efficiency_margin})",
+            "efficiency": f"fail below min * (1 - {self.efficiency_margin})",
         }
 
 
@@ -98,13 +101,21 @@ def key_of(record: dict[str, Any]) -> Key:
 
 
 def metric_values(record: dict[str, Any]) -> dict[str, float | None]:
-    """Return the gated metrics of one run record."""
+    """Return the gated metrics of one run record, derived from its raw measurements.
+
+    Throughput and efficiency come from the fastest steady-state epoch (see
+    `bench.training._timing`): training FLOPs per sample x samples / seconds / peak FLOP/s.
+    """
     timing, final = record["timing"], record["final"]
+    steady = [e["train_seconds"] for e in record.get("epochs", []) if not e.get("compiled")]
+    samples = record["config"].get("train_samples")
+    sps = samples / min(steady) if steady and samples else None
+    flops, peak = timing.get("training_flops_per_sample"), timing.get("peak_flops")
     return {
         "test_accuracy": final.get("test_accuracy"),
         "test_loss": final.get("test_loss"),
-        "efficiency": timing.get("efficiency"),
-        "samples_per_second": timing.get("steady_samples_per_second"),
+        "efficiency": sps * flops / peak if sps and flops and peak else None,
+        "samples_per_second": sps,
     }
 
 
@@ -311,7 +322,7 @@ def check_record(
     if speed:
         checks.append(
             Check(arch_id, "efficiency", observed["efficiency"], eff["mean"],
-                  eff["mean"] * (1 - tol.efficiency_margin), "min", origin)
+                  eff["min"] * (1 - tol.efficiency_margin), "min", origin)
         )  # fmt: skip
     return checks
 

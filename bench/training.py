@@ -156,15 +156,23 @@ def weight_summaries(model: keras.Model) -> list[dict[str, Any]]:
 
 
 def _timing(epochs: list[dict[str, Any]], train_samples: int) -> dict[str, Any]:
-    """First (compiling) epochs apart from steady-state ones; throughput from steady epochs."""
+    """Return first (compiling) epochs apart from steady-state ones, and steady throughput.
+
+    `best_*` uses the fastest steady epoch: on shared machines a whole epoch is sometimes
+    throttled (seen here: 3.1's epochs at either ~11 s or ~20.5 s), and the fastest epoch is
+    the robust estimate of what the code achieves, as pytest-benchmark's `min` is.
+    """
     first = [e["train_seconds"] for e in epochs if e["compiled"]]
     steady = [e["train_seconds"] for e in epochs if not e["compiled"]]
-    steady_median = statistics.median(steady) if steady else None
+    median = statistics.median(steady) if steady else None
+    best = min(steady) if steady else None
     return {
         "first_epoch_seconds": first[0] if first else None,
-        "steady_epoch_seconds": steady_median,
+        "steady_epoch_seconds": median,
+        "best_epoch_seconds": best,
         "steady_epochs": len(steady),
-        "steady_samples_per_second": train_samples / steady_median if steady_median else None,
+        "steady_samples_per_second": train_samples / median if median else None,
+        "best_samples_per_second": train_samples / best if best else None,
         "train_seconds_total": sum(e["train_seconds"] for e in epochs),
         "eval_seconds_total": sum(e["eval_seconds"] for e in epochs),
     }
@@ -173,7 +181,7 @@ def _timing(epochs: list[dict[str, Any]], train_samples: int) -> dict[str, Any]:
 def _efficiency(
     model: keras.Model, epochs: list[dict[str, Any]], train_samples: int, precision: str
 ) -> dict[str, Any]:
-    """Return achieved training FLOP/s and its fraction of the matmul peak, measured now.
+    """Return achieved training FLOP/s (fastest steady epoch) and its fraction of the peak.
 
     The peak is probed right after each run, in the same process, so that both numbers see
     the same machine state (another job starting later on a shared machine moves both).
@@ -182,7 +190,7 @@ def _efficiency(
     peak = matmul_peak(dtype)
     per_sample = training_flops(model)
     steady = [e["train_seconds"] for e in epochs if not e["compiled"]]
-    achieved = per_sample * train_samples / statistics.median(steady) if steady else None
+    achieved = per_sample * train_samples / min(steady) if steady else None
     return {
         "training_flops_per_sample": per_sample,
         "achieved_flops": achieved,

@@ -13,13 +13,23 @@ def quiet(line):
     pass
 
 
-def fake_record(arch_id="model_1_a", seed=0, acc=0.95, loss=0.2, eff=0.4, sps=3000.0):
+def fake_record(arch_id="model_1_a", seed=0, acc=0.95, loss=0.2, eff=0.4):
+    """A record whose raw timing gives `eff`: 1000 samples, 1 s steady epoch, 1 FLOP/sample."""
     return {
         "arch": {"id": arch_id},
         "status": "completed",
-        "config": {"budget": {"name": "ci"}, "seed": seed, "precision": "float32"},
+        "config": {
+            "budget": {"name": "ci"},
+            "seed": seed,
+            "precision": "float32",
+            "train_samples": 1000,
+        },
+        "epochs": [
+            {"train_seconds": 3.0, "compiled": True},
+            {"train_seconds": 1.0, "compiled": False},
+        ],
         "final": {"test_accuracy": acc, "test_loss": loss},
-        "timing": {"efficiency": eff, "steady_samples_per_second": sps},
+        "timing": {"training_flops_per_sample": 1, "peak_flops": 1000 / eff if eff else None},
         "provenance": {
             "backend": "tensorflow",
             "device": {"kind": "cpu", "name": "Intel(R) Xeon(R) Processor"},
@@ -47,6 +57,9 @@ def test_aggregate_reports_mean_sd_min_max_and_seeds():
     assert doc["archs"]["model_1_a"]["seeds"] == [0, 1, 2]
     assert doc["key"]["device_class"] == "cpu-intel-xeon-processor"
     assert "mean - max(3.0 * sd, 0.01)" in doc["band_rule"]["test_accuracy"]
+    assert doc["band_rule"]["efficiency"] == "fail below min * (1 - 0.25)"
+    assert doc["archs"]["model_1_a"]["efficiency"]["min"] == pytest.approx(0.4)
+    assert doc["archs"]["model_1_a"]["samples_per_second"]["mean"] == pytest.approx(1000)
 
 
 def test_accuracy_band_uses_the_floor_when_seeds_agree():
@@ -72,7 +85,7 @@ def test_failure_message_names_arch_metric_value_band_change_and_file():
     assert len(messages) == 2
     assert messages[0].startswith("REGRESSION: model_1_a test_accuracy = 0.5000 (band >= 0.9400")
     assert "-47.6%" in messages[0] and "[baselines/x.json]" in messages[0]
-    assert "efficiency = 0.1000" in messages[1] and "-75.6%" in messages[1]
+    assert "efficiency = 0.1000 (band >= 0.3000" in messages[1] and "-75.6%" in messages[1]
 
 
 def test_loss_band_is_an_upper_bound():
@@ -248,3 +261,11 @@ def test_gate_command_exit_codes_and_table(tmp_path, capsys):
     assert "REGRESSION: model_1_a test_accuracy = 0.8000" in captured.err
     assert cli_main(["gate", str(worse), "--baselines", str(tmp_path / "none")]) == 2
     assert "No baseline for budget=ci" in capsys.readouterr().err
+
+
+def test_efficiency_comes_from_the_fastest_steady_epoch():
+    record = fake_record(eff=0.5)
+    record["epochs"].append({"train_seconds": 2.0, "compiled": False})  # a throttled epoch
+    assert gate.metric_values(record)["efficiency"] == pytest.approx(0.5)
+    record["epochs"] = record["epochs"][:1]  # only the compiling epoch: nothing steady
+    assert gate.metric_values(record)["efficiency"] is None
