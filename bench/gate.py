@@ -156,6 +156,7 @@ def aggregate(records: Sequence[dict[str, Any]], tolerance: Tolerance = Toleranc
             if any(v is None for v in values):
                 raise BaselineError(f"{arch_id}: some runs lack {metric} (too few epochs?)")
             entry[metric] = describe([float(v) for v in values if v is not None])
+        entry["provenance"] = _provenance(runs)
         archs[arch_id] = entry
     first = records[0]["provenance"]
     return {
@@ -165,13 +166,18 @@ def aggregate(records: Sequence[dict[str, Any]], tolerance: Tolerance = Toleranc
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "tolerance": dataclasses.asdict(tolerance),
         "band_rule": tolerance.describe(),
-        "provenance": {
-            "versions": first["versions"],
-            "device": first["device"],
-            "git_commits": sorted({str(r["provenance"].get("git_commit")) for r in records}),
-            "commands": sorted({r["provenance"]["command"] for r in records}),
-        },
+        "provenance": {"versions": first["versions"], "device": first["device"]}
+        | _provenance(records),
         "archs": archs,
+    }
+
+
+def _provenance(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    started = sorted(r["provenance"].get("started_at", "") for r in runs)
+    return {
+        "git_commits": sorted({str(r["provenance"].get("git_commit")) for r in runs}),
+        "commands": sorted({r["provenance"]["command"] for r in runs}),
+        "runs_started": [started[0], started[-1]],
     }
 
 
@@ -368,7 +374,13 @@ def save(document: dict[str, Any], path: Path) -> None:
 
 
 def regenerate(records: Sequence[dict[str, Any]], root: Path = BASELINE_ROOT) -> tuple[Path, str]:
-    """Aggregate `records` into their baseline file (atomically); return it and the diff."""
+    """Aggregate `records` into their baseline file (atomically); return it and the diff.
+
+    Architectures not among `records` keep their entries when the old file was measured with
+    the same library versions and device; otherwise the file is replaced whole, since entries
+    from different versions must not sit under one provenance. Per-architecture tolerance
+    overrides are kept.
+    """
     document = aggregate(records)
     path = Key(**document["key"]).path(root)
     old = None
@@ -377,8 +389,21 @@ def regenerate(records: Sequence[dict[str, Any]], root: Path = BASELINE_ROOT) ->
             old = load(path)
         except BaselineError:
             old = None
+    note = ""
+    if old is not None:
+        for arch_id, entry in document["archs"].items():
+            if "tolerance" in old["archs"].get(arch_id, {}):
+                entry["tolerance"] = old["archs"][arch_id]["tolerance"]
+        same = all(
+            old["provenance"].get(f) == document["provenance"][f] for f in ("versions", "device")
+        )
+        if same:
+            kept = {a: e for a, e in old["archs"].items() if a not in document["archs"]}
+            document["archs"] = kept | document["archs"]
+        else:
+            note = "replaced whole: library versions or device differ from the old baseline\n"
     save(document, path)
-    return path, diff(old, document)
+    return path, note + diff(old, document)
 
 
 def env_root() -> Path:

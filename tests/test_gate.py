@@ -1,5 +1,7 @@
 """The gate: band arithmetic, baseline files, and planted regressions caught on real training."""
 
+import json
+
 import pytest
 
 from bench import gate, plants
@@ -269,3 +271,33 @@ def test_efficiency_comes_from_the_fastest_steady_epoch():
     assert gate.metric_values(record)["efficiency"] == pytest.approx(0.5)
     record["epochs"] = record["epochs"][:1]  # only the compiling epoch: nothing steady
     assert gate.metric_values(record)["efficiency"] is None
+
+
+def test_regenerating_some_architectures_keeps_the_others(tmp_path):
+    first = [fake_record("model_1_a", seed=s) for s in (0, 1)] + [
+        fake_record("model_2_a", seed=s, acc=0.9) for s in (0, 1)
+    ]
+    path, _ = gate.regenerate(first, tmp_path)
+    document = json.loads(path.read_text())
+    document["archs"]["model_2_a"]["tolerance"] = {"accuracy_floor": 0.05}
+    path.write_text(json.dumps(document))
+    path, changes = gate.regenerate(
+        [fake_record("model_2_a", seed=s, acc=0.8) for s in (2, 3)], tmp_path
+    )
+    merged = gate.load(path)["archs"]
+    assert list(merged) == ["model_1_a", "model_2_a"]
+    assert merged["model_2_a"]["seeds"] == [2, 3] and merged["model_2_a"]["tolerance"] == {
+        "accuracy_floor": 0.05
+    }
+    assert merged["model_1_a"]["test_accuracy"]["mean"] == pytest.approx(0.95)
+    assert "-11.11%" in changes
+
+
+def test_regenerating_under_other_versions_replaces_the_whole_file(tmp_path):
+    gate.regenerate([fake_record("model_1_a", seed=s) for s in (0, 1)], tmp_path)
+    newer = [fake_record("model_2_a", seed=s) for s in (0, 1)]
+    for record in newer:
+        record["provenance"]["versions"] = {"keras": "4.0"}
+    path, changes = gate.regenerate(newer, tmp_path)
+    assert list(gate.load(path)["archs"]) == ["model_2_a"]
+    assert changes.startswith("replaced whole: library versions or device differ")
