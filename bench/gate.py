@@ -265,6 +265,7 @@ class Check:
     bound: float
     direction: str  # "min": observed must be >= bound; "max": observed must be <= bound
     baseline: str
+    seed: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -288,8 +289,9 @@ class Check:
         change = f"{self.relative:+.1%}" if self.relative is not None else "n/a"
         observed = "missing" if self.observed is None else f"{self.observed:.4f}"
         verdict = "ok" if self.passed else "REGRESSION"
+        run = f" (seed {self.seed})" if self.seed is not None else ""
         return (
-            f"{verdict}: {self.arch_id} {self.metric} = {observed} (band {band}; baseline "
+            f"{verdict}: {self.arch_id}{run} {self.metric} = {observed} (band {band}; baseline "
             f"mean {self.mean:.4f}, {change}) [{self.baseline}]"
         )
 
@@ -317,18 +319,19 @@ def check_record(
         )
     entry, tol = document["archs"][arch_id], tolerance_for(document, arch_id)
     observed = metric_values(record)
+    seed = record["config"].get("seed")
     acc, loss, eff = entry["test_accuracy"], entry["test_loss"], entry["efficiency"]
     checks = [
         Check(arch_id, "test_accuracy", observed["test_accuracy"], acc["mean"],
-              acc["mean"] - max(tol.k * acc["sd"], tol.accuracy_floor), "min", origin),
+              acc["mean"] - max(tol.k * acc["sd"], tol.accuracy_floor), "min", origin, seed),
         Check(arch_id, "test_loss", observed["test_loss"], loss["mean"],
               loss["mean"] + max(tol.k * loss["sd"], tol.loss_floor_rel * loss["mean"]),
-              "max", origin),
+              "max", origin, seed),
     ]  # fmt: skip
     if speed:
         checks.append(
             Check(arch_id, "efficiency", observed["efficiency"], eff["mean"],
-                  eff["min"] * (1 - tol.efficiency_margin), "min", origin)
+                  eff["min"] * (1 - tol.efficiency_margin), "min", origin, seed)
         )  # fmt: skip
     return checks
 
@@ -338,6 +341,7 @@ def table(checks: Iterable[Check]) -> str:
     rows = [
         [
             c.arch_id,
+            c.seed,
             c.metric,
             c.observed,
             c.mean,
@@ -347,7 +351,7 @@ def table(checks: Iterable[Check]) -> str:
         ]
         for c in checks
     ]
-    headers = ["arch", "metric", "observed", "baseline mean", "band", "change", "verdict"]
+    headers = ["arch", "seed", "metric", "observed", "baseline mean", "band", "change", "verdict"]
     return tabulate(rows, headers=headers, floatfmt=".4f")
 
 

@@ -85,7 +85,9 @@ def test_failure_message_names_arch_metric_value_band_change_and_file():
     checks = gate.check_record(fake_record(acc=0.5, eff=0.1), doc, "baselines/x.json")
     messages = [c.message() for c in checks if not c.passed]
     assert len(messages) == 2
-    assert messages[0].startswith("REGRESSION: model_1_a test_accuracy = 0.5000 (band >= 0.9400")
+    assert messages[0].startswith(
+        "REGRESSION: model_1_a (seed 0) test_accuracy = 0.5000 (band >= 0.9400"
+    )
     assert "-47.6%" in messages[0] and "[baselines/x.json]" in messages[0]
     assert "efficiency = 0.1000 (band >= 0.3000" in messages[1] and "-75.6%" in messages[1]
 
@@ -229,7 +231,9 @@ def test_planted_regressions_fail_the_gate(real_baseline, plant, metric):
         options["callbacks"] = [plants.SlowStep(factor=4.0)]
     record = train_run("model_1_a", TINY, 7, write=quiet, **options)
     failures = gate_failures(record, real_baseline)
-    assert any(f.startswith(f"REGRESSION: model_1_a {metric} = ") for f in failures), failures
+    assert any(f.startswith(f"REGRESSION: model_1_a (seed 7) {metric} = ") for f in failures), (
+        failures
+    )
     assert all(real_baseline[1] in f for f in failures)
 
 
@@ -260,7 +264,7 @@ def test_gate_command_exit_codes_and_table(tmp_path, capsys):
     assert cli_main(["gate", str(worse), "--baselines", str(root)]) == 1
     captured = capsys.readouterr()
     assert "REGRESSION" in captured.out and "1 regression(s) in 3 checks" in captured.out
-    assert "REGRESSION: model_1_a test_accuracy = 0.8000" in captured.err
+    assert "REGRESSION: model_1_a (seed 6) test_accuracy = 0.8000" in captured.err
     assert cli_main(["gate", str(worse), "--baselines", str(tmp_path / "none")]) == 2
     assert "No baseline for budget=ci" in capsys.readouterr().err
 
