@@ -226,7 +226,7 @@ def default_data() -> Arrays:
 
 
 def _resume_state(
-    run_dir: Path, config: dict[str, Any], write: Writer
+    run_dir: Path, config: dict[str, Any], write: Writer, label: str
 ) -> tuple[list[dict[str, Any]], keras.Model | None]:
     record_path, checkpoint = run_dir / RECORD, run_dir / CHECKPOINT
     if not record_path.exists():
@@ -240,7 +240,7 @@ def _resume_state(
     if previous["status"] != "running" or not checkpoint.exists():
         return [], None
     epochs = previous["epochs"]
-    write(f"resuming {config['seed']=} from {checkpoint} after epoch {len(epochs)}")
+    write(f"{label} resuming from {checkpoint} after epoch {len(epochs)}")
     return epochs, keras.models.load_model(checkpoint)
 
 
@@ -350,7 +350,9 @@ class Trainer:
             if not self.resume:
                 for name in (RECORD, CHECKPOINT, MODEL_FILE):
                     (self.run_dir / name).unlink(missing_ok=True)
-            self.epochs, self.model = _resume_state(self.run_dir, self.config, self.write)
+            self.epochs, self.model = _resume_state(
+                self.run_dir, self.config, self.write, self.label
+            )
         if self.model is None:
             self.epochs = []
             self.model = self.spec.build()
