@@ -38,7 +38,14 @@ class Drop:
 
 @dataclass(frozen=True)
 class Norm:
-    """A BatchNormalization layer (absent from all six notebook models)."""
+    """A BatchNormalization layer (absent from all six notebook models).
+
+    Momentum 0.9 rather than Keras' 0.99: with 0.99 the moving statistics used at test time
+    had not settled after the 96 steps of the `ci` budget, and every BN variant scored 11.7%
+    (one class) on the test set in all 3 seeds, while training accuracy rose.
+    """
+
+    momentum: float = 0.9
 
 
 Step = Conv | Pool | Drop | Norm
@@ -136,7 +143,9 @@ def build_sequential(
             stack.append(layers.Dropout(step.rate, name=f"drop{counts['drop']}"))
         else:
             counts["norm"] += 1
-            stack.append(layers.BatchNormalization(name=f"norm{counts['norm']}"))
+            stack.append(
+                layers.BatchNormalization(momentum=step.momentum, name=f"norm{counts['norm']}")
+            )
     stack.append(layers.Flatten(name="flatten"))
     stack.append(layers.Dense(num_classes, activation="softmax", name="predictions"))
     return keras.Sequential(stack, name=arch_id)
