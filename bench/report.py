@@ -406,11 +406,24 @@ def write_report(paths: Sequence[Path], out: Path, published_path: Path = PUBLIS
             "## What the evidence supports",
             "",
         ]
-        found = verdicts(groups)
-        if not found:
+        lines += [
+            "Welch's t-test on final test accuracy over the seeds run, per budget. These verdicts "
+            "hold for the budget named: dropout and batch normalization change how fast a model "
+            "learns as well as where it ends, and a short budget measures the first more than "
+            "the second.",
+            "",
+        ]
+        any_found = False
+        for budget in sorted({g.budget for g in groups}):
+            found = verdicts([g for g in groups if g.budget == budget])
+            any_found = any_found or bool(found)
+            for verdict in found:
+                lines.append(
+                    f"- **{verdict.claim}** at {verdict.depth} conv layers, budget {budget}: "
+                    f"{verdict.text}."
+                )
+        if not any_found:
             lines.append("No pair of comparable runs was given; nothing can be concluded.")
-        for verdict in found:
-            lines.append(f"- **{verdict.claim}** at {verdict.depth} conv layers: {verdict.text}.")
         lines += ["", "## Which of the notebook's comparisons are confounded", ""]
         lines += [f"- {item}" for item in CONFOUNDS]
     lines += ["", "## Figures", ""]
