@@ -18,6 +18,7 @@ from tabulate import tabulate
 
 from archs import NOTEBOOK_IDS, REGISTRY
 from bench.budgets import BUDGETS, DEFAULT_BUDGET
+from bench.precisions import DEFAULT_PRECISION, PRECISIONS
 
 DEFAULT_OUT = Path("results")
 
@@ -50,8 +51,6 @@ def _seed(text: str) -> int:
 
 
 def _add_training_options(parser: argparse.ArgumentParser, *, archs_default: list[str]) -> None:
-    from bench.training import PRECISIONS
-
     parser.add_argument(
         "--arch",
         nargs="+",
@@ -69,7 +68,7 @@ def _add_training_options(parser: argparse.ArgumentParser, *, archs_default: lis
     parser.add_argument("--seeds", nargs="+", type=_seed, default=[0], help="seeds (default: 0)")
     parser.add_argument("--epochs", type=_positive, help="override the budget's epochs")
     parser.add_argument("--train-samples", type=_positive, help="override the training subset")
-    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
+    parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     parser.add_argument("--data", type=Path, help="an mnist.npz or a folder of the IDX .gz files")
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from bench.budgets import BUDGETS, DEFAULT_BUDGET
+from bench.precisions import DEFAULT_PRECISION, PRECISIONS
 
 BACKENDS = ("tensorflow", "jax", "torch")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 PLANTS = ("none", "lr0", "shuffled-labels", "slow-step")
 GATES = ("all", "accuracy", "off")
 
@@ -83,7 +83,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--cnnbench-precision",
         choices=PRECISIONS,
-        default="float32",
+        default=DEFAULT_PRECISION,
         help="Keras dtype policy (default float32)",
     )
     group.addoption(

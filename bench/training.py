@@ -30,10 +30,10 @@ from bench.budgets import DEFAULT_BUDGET, Budget, get_budget
 from bench.data import Arrays, dataset_fingerprint, load_mnist, preprocess
 from bench.flops import training_flops
 from bench.peak import compute_dtype, matmul_peak
+from bench.precisions import DEFAULT_PRECISION, PRECISIONS
 
 BATCH_SIZE = 128
 EVAL_BATCH_SIZE = 1024
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 CHECKPOINT = "checkpoint.keras"
 RECORD = "record.json"
 MODEL_FILE = "model.keras"
@@ -277,7 +277,7 @@ class Trainer:
         seed: int = 0,
         *,
         out_dir: str | os.PathLike[str] | None = None,
-        precision: str = "float32",
+        precision: str = DEFAULT_PRECISION,
         learning_rate: float = 0.001,
         data: Arrays | None = None,
         callbacks: Sequence[keras.callbacks.Callback] = (),
