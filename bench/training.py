@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import statistics
 import sys
 import time
@@ -29,8 +28,9 @@ from bench import provenance, records
 from bench.budgets import DEFAULT_BUDGET, Budget, get_budget
 from bench.data import Arrays, dataset_fingerprint, load_mnist, preprocess
 from bench.flops import training_flops
+from bench.memory import device_peak_mb, host_peak_rss_mb, reset_device_peak
 from bench.peak import compute_dtype, matmul_peak
-from bench.precisions import DEFAULT_PRECISION, PRECISIONS
+from bench.precisions import DEFAULT_PRECISION, resolve
 
 BATCH_SIZE = 128
 EVAL_BATCH_SIZE = 1024
@@ -197,7 +197,8 @@ def _efficiency(
         "peak_flops": peak,
         "peak_dtype": dtype,
         "efficiency": achieved / peak if achieved else None,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": host_peak_rss_mb(),
+        "peak_device_memory_mb": device_peak_mb(),
     }
 
 
@@ -262,7 +263,9 @@ class Trainer:
         seed: seeds weights, shuffling and dropout; the same seed gives the same history.
         out_dir: where the record, checkpoint and trained model go (`<out_dir>/record.json`).
             A run whose folder holds an unfinished record resumes after its last epoch.
-        precision: a Keras dtype policy name (float32, mixed_bfloat16, mixed_float16).
+        precision: a Keras dtype policy name (float32, mixed_bfloat16, mixed_float16), or
+            `auto` (the default): the fastest policy measured to keep float32's accuracy on
+            this kind of device (`bench.precisions`). The record stores the resolved policy.
         learning_rate: Adam's learning rate (Keras' default 0.001, as in the notebook).
         data: verified MNIST arrays; loaded with `load_mnist()` when omitted.
         callbacks: extra Keras callbacks for the training epochs.
@@ -286,8 +289,8 @@ class Trainer:
     ) -> None:
         if arch_id not in REGISTRY:
             raise ValueError(f"Unknown architecture {arch_id!r}. Valid ids: {', '.join(REGISTRY)}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"Unknown precision {precision!r}. Valid: {', '.join(PRECISIONS)}")
+        self.requested_precision = precision
+        precision = resolve(precision)
         self.spec: ArchSpec = REGISTRY[arch_id]
         self.budget = get_budget(budget) if isinstance(budget, str) else budget
         self.seed, self.precision, self.learning_rate = seed, precision, learning_rate
@@ -345,6 +348,7 @@ class Trainer:
         self._previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.precision)
         configure_determinism(self.seed)
+        reset_device_peak()
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if not self.resume:
