@@ -1,4 +1,62 @@
-"""The Keras dtype policies a run may use; Keras-free so option parsing needs no backend."""
+"""The Keras dtype policies a run may use, and `auto`, the measured-fastest one for the device.
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-DEFAULT_PRECISION = "float32"
+Keras-free at import time, so option parsing needs no backend.
+
+`auto` (the default) resolves, per device, to the policy measured to be fastest while keeping
+the accuracy inside the float32 seed band (README, "Speed"):
+
+* a CPU with bfloat16 arithmetic (AVX512_BF16 or AMX_BF16): `mixed_bfloat16`, 1.9-2.6x faster
+  than float32 on this project's reference machine, accuracy inside the float32 band;
+* anything else, GPUs included: `float32`. Mixed precision on a GPU is one switch away
+  (`--precision mixed_bfloat16`) but has not been measured against float32 here yet, and the
+  default changes only on evidence.
+
+Records store the resolved policy, so baselines and gates never see `auto`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+AUTO = "auto"
+PRECISIONS = (AUTO, *POLICIES)
+DEFAULT_PRECISION = AUTO
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """Return the CPU feature flags from /proc/cpuinfo (empty where there is none)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return frozenset()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def auto_policy(device_kind: str, flags: frozenset[str]) -> str:
+    """Return the policy `auto` means on a device of `device_kind` ('cpu' or 'gpu')."""
+    if device_kind == "cpu" and flags & BF16_CPU_FLAGS:
+        return "mixed_bfloat16"
+    return "float32"
+
+
+def resolve(precision: str, device_kind: str | None = None) -> str:
+    """Return the Keras policy for `precision`; `auto` is resolved for the current device.
+
+    `device_kind` defaults to the device the current Keras backend trains on (this imports
+    the backend).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {precision!r}. Valid: {', '.join(PRECISIONS)}")
+    if precision != AUTO:
+        return precision
+    if device_kind is None:
+        from bench.provenance import accelerator
+
+        device_kind = "gpu" if accelerator() else "cpu"
+    return auto_policy(device_kind, cpu_flags())

@@ -16,6 +16,7 @@ from bench import records
 from bench.budgets import BUDGETS
 from bench.cli import run_dir
 from bench.data import MNIST
+from bench.precisions import resolve
 from bench.training import train_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
@@ -59,7 +60,10 @@ def test_record_is_complete_and_valid(smoke_run):
     prov = loaded["provenance"]
     assert prov["versions"]["keras"] == keras.__version__
     assert prov["backend"] == keras.backend.backend()
-    assert prov["seed"] == 0 and prov["precision"] == "float32"
+    assert prov["seed"] == 0 and prov["precision"] == resolve("auto") != "auto"
+    assert loaded["config"]["precision"] == prov["precision"]
+    assert loaded["timing"]["peak_rss_mb"] > 100
+    assert loaded["timing"]["peak_device_memory_mb"] is None  # a CPU reports none
     assert prov["data_digest"] == MNIST.fingerprint()
     names = [layer["name"] for layer in loaded["weights"]["layers"]]
     assert names == ["conv1", "conv2", "conv3", "predictions"]
