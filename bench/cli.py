@@ -18,6 +18,7 @@ from tabulate import tabulate
 
 from archs import NOTEBOOK_IDS, REGISTRY
 from bench.budgets import BUDGETS, DEFAULT_BUDGET
+from bench.peers import PEERS as PEER_NAMES
 from bench.precisions import DEFAULT_PRECISION, PRECISIONS
 
 DEFAULT_OUT = Path("results")
@@ -68,7 +69,13 @@ def _add_training_options(parser: argparse.ArgumentParser, *, archs_default: lis
     parser.add_argument("--seeds", nargs="+", type=_seed, default=[0], help="seeds (default: 0)")
     parser.add_argument("--epochs", type=_positive, help="override the budget's epochs")
     parser.add_argument("--train-samples", type=_positive, help="override the training subset")
-    parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION)
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=DEFAULT_PRECISION,
+        help="Keras dtype policy; auto (default): mixed_bfloat16 on CPUs with AVX512_BF16/AMX, "
+        "else float32 (see README, Speed)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     parser.add_argument("--data", type=Path, help="an mnist.npz or a folder of the IDX .gz files")
 
@@ -106,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     peers.add_argument("--samples", type=_positive, default=4096, help="training images")
     peers.add_argument("--epochs", type=_positive, default=3, help="epochs (first untimed)")
     peers.add_argument("--out", type=Path, default=DEFAULT_OUT / "peers.json")
+    peers.add_argument(
+        "--peers",
+        nargs="+",
+        choices=PEER_NAMES,
+        default=list(PEER_NAMES),
+        help="which peers to run (default: all)",
+    )
     report = commands.add_parser("report", help="figures and report.md from run records")
     report.add_argument("records", nargs="+", type=Path, help="record.json files")
     report.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT / "report")
@@ -260,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.epochs < 2:
             print("error: --epochs must be >= 2 (the first epoch compiles and is not timed)")
             return 2
-        peers.run_all(args.arch, args.samples, args.epochs, args.out)
+        peers.run_all(args.arch, args.samples, args.epochs, args.out, tuple(args.peers))
         return 0
     if args.command == "report":
         from bench import report
