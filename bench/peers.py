@@ -6,8 +6,9 @@ first, evaluation excluded) plus the matmul peak of its own process:
 
 * ``notebook``: the notebook's way, ``model.fit`` on NumPy arrays with ``validation_data``,
   float32, TensorFlow backend (only the training part of each epoch is timed);
-* ``harness``: the harness default (``bench.training.Trainer``), TensorFlow, float32;
-* ``harness-bf16``: the same with the ``mixed_bfloat16`` policy;
+* ``harness``: the harness default (``bench.training.Trainer``, TensorFlow, precision ``auto``:
+  ``mixed_bfloat16`` on a CPU with bfloat16 arithmetic, else float32);
+* ``harness-fp32``: the same forced to float32, the faithful configuration;
 * ``keras-jax`` / ``keras-torch``: the harness on Keras' JAX and PyTorch backends, float32;
 * ``torch-fp32`` / ``torch-bf16``: a native PyTorch model with the same layer shapes and
   parameter count, plain loop with Adam, float32 and bfloat16 autocast.
@@ -31,7 +32,7 @@ import numpy as np
 PEERS = (
     "notebook",
     "harness",
-    "harness-bf16",
+    "harness-fp32",
     "keras-jax",
     "keras-torch",
     "torch-fp32",
@@ -60,6 +61,7 @@ def _keras_harness(arch_id: str, samples: int, epochs: int, precision: str) -> d
         "samples_per_second": timing["steady_samples_per_second"],
         "peak_flops": timing["peak_flops"],
         "peak_dtype": timing["peak_dtype"],
+        "precision": record["config"]["precision"],
         "params": record["arch"]["params"],
         "test_accuracy": record["final"]["test_accuracy"],
     }
@@ -94,6 +96,7 @@ def _keras_notebook(arch_id: str, samples: int, epochs: int) -> dict[str, Any]:
         "samples_per_second": samples / float(np.median(spans[1:])),
         "peak_flops": matmul_peak("float32"),
         "peak_dtype": "float32",
+        "precision": "float32",
         "params": model.count_params(),
         "test_accuracy": float(history.history["val_accuracy"][-1]),
     }
@@ -157,6 +160,7 @@ def _torch_native(arch_id: str, samples: int, epochs: int, bf16: bool) -> dict[s
         "samples_per_second": samples / float(np.median(spans[1:])),
         "peak_flops": 2 * 2048**3 / best,
         "peak_dtype": "bfloat16" if bf16 else "float32",
+        "precision": "bfloat16 autocast" if bf16 else "float32",
         "params": sum(p.numel() for p in model.parameters()),
         "test_accuracy": None,
     }
@@ -172,10 +176,10 @@ def run_peer(peer: str, arch_id: str, samples: int, epochs: int) -> dict[str, An
     """Run one peer in this process (called in the child interpreter)."""
     if peer == "notebook":
         return _keras_notebook(arch_id, samples, epochs)
-    if peer in ("harness", "keras-jax", "keras-torch"):
+    if peer == "harness":
+        return _keras_harness(arch_id, samples, epochs, "auto")
+    if peer in ("harness-fp32", "keras-jax", "keras-torch"):
         return _keras_harness(arch_id, samples, epochs, "float32")
-    if peer == "harness-bf16":
-        return _keras_harness(arch_id, samples, epochs, "mixed_bfloat16")
     if peer in ("torch-fp32", "torch-bf16"):
         return _torch_native(arch_id, samples, epochs, bf16=peer == "torch-bf16")
     raise ValueError(f"Unknown peer {peer!r}; valid: {', '.join(PEERS)}")
@@ -214,8 +218,39 @@ def spawn(peer: str, arch_id: str, samples: int, epochs: int) -> dict[str, Any]:
     return {"peer": peer, "arch": arch_id, **json.loads(lines[-1][5:])}
 
 
-def run_all(archs: list[str], samples: int, epochs: int, out: Path) -> list[dict[str, Any]]:
-    """Run every peer for every architecture; write JSON; print and return the table rows."""
+def verdicts(results: list[dict[str, Any]]) -> list[str]:
+    """Say, per architecture, how the harness default compares with the fastest other peer."""
+    lines = []
+    for arch_id in dict.fromkeys(r["arch"] for r in results):
+        rows = [r for r in results if r["arch"] == arch_id and "error" not in r]
+        harness = next((r for r in rows if r["peer"] == "harness"), None)
+        others = [r for r in rows if r["peer"] not in ("harness", "harness-fp32")]
+        if harness is None or not others:
+            lines.append(f"{arch_id}: no verdict (the harness or every other peer failed)")
+            continue
+        fastest = max(others, key=lambda r: r["samples_per_second"])
+        ratio = harness["samples_per_second"] / fastest["samples_per_second"]
+        meets = "meets" if ratio >= 1.0 else "MISSES"
+        lines.append(
+            f"{arch_id}: harness default ({harness['precision']}) is {ratio:.2f}x the fastest "
+            f"other peer ({fastest['peer']}, {fastest['samples_per_second']:.0f} samples/s): "
+            f"{meets} the 1.0x target; {harness['fraction_of_peak']:.0%} of its "
+            f"{harness['peak_dtype']} matmul peak"
+        )
+    return lines
+
+
+def run_all(
+    archs: list[str],
+    samples: int,
+    epochs: int,
+    out: Path,
+    peers: tuple[str, ...] = PEERS,
+) -> list[dict[str, Any]]:
+    """Run the peers for every architecture; write JSON; print and return the table rows.
+
+    Ratios are to the harness default when it is among `peers`.
+    """
     from tabulate import tabulate
 
     from bench.atomic import write_json
@@ -224,7 +259,7 @@ def run_all(archs: list[str], samples: int, epochs: int, out: Path) -> list[dict
     results = []
     for arch_id in archs:
         per_sample = arch_flops(arch_id)["training"]
-        rows = [spawn(peer, arch_id, samples, epochs) for peer in PEERS]
+        rows = [spawn(peer, arch_id, samples, epochs) for peer in peers]
         harness = next((r for r in rows if r["peer"] == "harness" and "error" not in r), None)
         for row in rows:
             if "error" in row:
@@ -236,13 +271,15 @@ def run_all(archs: list[str], samples: int, epochs: int, out: Path) -> list[dict
         results += rows
         print(f"{arch_id}: {samples} samples x {epochs} epochs (first epoch not timed)", flush=True)
     table = [
-        [r["arch"], r["peer"], r.get("params"), r.get("samples_per_second"),
+        [r["arch"], r["peer"], r.get("precision"), r.get("params"), r.get("samples_per_second"),
          r.get("ratio_to_harness"), r.get("peak_dtype"), r.get("fraction_of_peak"),
          r.get("error", "")[:60]]
         for r in results
     ]  # fmt: skip
-    headers = ["arch", "peer", "params", "samples/s", "x harness", "peak dtype",
+    headers = ["arch", "peer", "precision", "params", "samples/s", "x harness", "peak dtype",
                "fraction of peak", "error"]  # fmt: skip
     print(tabulate(table, headers=headers, floatfmt=".2f"))
-    write_json(out, {"samples": samples, "epochs": epochs, "results": results})
+    summary = verdicts(results)
+    print("\n".join(summary))
+    write_json(out, {"samples": samples, "epochs": epochs, "results": results, "verdicts": summary})
     return results

@@ -1,0 +1,64 @@
+"""Peer benchmark: the verdict against the fastest other peer, and one real tiny run."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bench.peers import verdicts
+from bench.precisions import resolve
+
+
+def row(peer, speed, **extra):
+    return {"arch": "model_1_a", "peer": peer, "samples_per_second": speed,
+            "precision": "mixed_bfloat16", "peak_dtype": "bfloat16",
+            "fraction_of_peak": 0.25, **extra}  # fmt: skip
+
+
+def test_verdict_compares_the_default_with_the_fastest_other_peer_only():
+    rows = [
+        row("harness", 900.0),
+        row("harness-fp32", 2000.0),
+        row("notebook", 400.0),
+        row("torch-bf16", 600.0),
+        row("keras-jax", 0.0, error="jax is not installed"),
+    ]
+    (line,) = verdicts(rows)
+    assert "1.50x the fastest other peer (torch-bf16, 600 samples/s): meets" in line
+    rows[3]["samples_per_second"] = 1000.0
+    (line,) = verdicts(rows)
+    assert "0.90x" in line and "MISSES the 1.0x target" in line
+
+
+def test_no_verdict_without_the_harness():
+    (line,) = verdicts([row("notebook", 400.0), row("harness", 1.0, error="boom")])
+    assert line == "model_1_a: no verdict (the harness or every other peer failed)"
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_peers_command_runs_each_peer_in_its_own_process(tmp_path):
+    out = tmp_path / "peers.json"
+    peers = ["notebook", "harness", "harness-fp32", "torch-fp32"]
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "peers", "--arch", "model_1_a", "--samples", "512",
+         "--epochs", "2", "--out", str(out), "--peers", *peers],
+        capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    document = json.loads(out.read_text())
+    rows = {r["peer"]: r for r in document["results"]}
+    assert list(rows) == peers
+    if "error" in rows["torch-fp32"]:
+        assert "torch is not installed" in rows["torch-fp32"]["error"]
+        del rows["torch-fp32"]
+    for name, peer in rows.items():
+        assert "error" not in peer, (name, peer)
+        assert peer["params"] == 113_162
+        assert peer["samples_per_second"] > 0 and 0 < peer["fraction_of_peak"] < 1.5
+    assert rows["harness"]["ratio_to_harness"] == 1.0
+    assert rows["harness"]["precision"] == resolve("auto")
+    assert rows["harness-fp32"]["precision"] == "float32"
+    assert document["verdicts"][0].startswith("model_1_a: harness default")
+    assert "x harness" in result.stdout and "fraction of peak" in result.stdout
