@@ -40,7 +40,11 @@ def load_published(path: Path = PUBLISHED) -> dict[str, Any]:
 
 @dataclass
 class Group:
-    """The runs of one architecture under one budget (one per seed)."""
+    """The runs of one architecture under one budget and precision (one per seed).
+
+    `budget` is the budget's name, suffixed with the precision when that is not float32
+    (`ci-mixed_bfloat16`), so runs in different precisions are never pooled or compared.
+    """
 
     arch_id: str
     budget: str
@@ -54,7 +58,7 @@ class Group:
 
 
 def group_records(paths: Sequence[Path]) -> tuple[list[Group], list[str]]:
-    """Load records, grouped by (architecture, budget); return groups and problems found."""
+    """Load records, grouped by (architecture, budget and precision); return groups, problems."""
     problems: list[str] = []
     groups: dict[tuple[str, str], Group] = {}
     for path in paths:
@@ -63,7 +67,11 @@ def group_records(paths: Sequence[Path]) -> tuple[list[Group], list[str]]:
         except (records_mod.RecordError, OSError) as error:
             problems.append(f"skipped {path}: {error}")
             continue
-        key = (record["arch"]["id"], record["config"]["budget"]["name"])
+        precision = record["config"]["precision"]
+        budget = record["config"]["budget"]["name"]
+        if precision != "float32":
+            budget = f"{budget}-{precision}"
+        key = (record["arch"]["id"], budget)
         group = groups.setdefault(key, Group(key[0], key[1], [], []))
         group.runs.append(record)
         group.paths.append(Path(path))
@@ -330,6 +338,10 @@ def table(groups: Sequence[Group], published: dict[str, Any]) -> str:
         sps = statistics.fmean(t["steady_samples_per_second"] for t in timings) if timings else None
         eff = statistics.fmean(t.get("efficiency") or 0 for t in timings) if timings else None
         first = group.runs[0]
+        rss = max(r["timing"].get("peak_rss_mb") or 0 for r in group.runs)
+        device = max(r["timing"].get("peak_device_memory_mb") or 0 for r in group.runs)
+        memory = f"{rss:,.0f} host" if rss else ""
+        memory += f" / {device:,.0f} device" if device else ""
         rows.append([
             group.arch_id,
             f"{first['arch']['params']:,}",
@@ -341,9 +353,11 @@ def table(groups: Sequence[Group], published: dict[str, Any]) -> str:
             f"{epoch_s:.2f}" if epoch_s else "",
             f"{sps:,.0f}" if sps else "",
             f"{eff:.2f}" if eff else "",
+            memory,
         ])  # fmt: skip
     headers = ["arch", "params", "budget", "epochs", "test accuracy (mean ± sd)", "published",
-               "difference", "s / epoch", "samples / s", "fraction of peak"]  # fmt: skip
+               "difference", "s / epoch", "samples / s", "fraction of peak",
+               "peak memory (MiB)"]  # fmt: skip
     return tabulate(rows, headers=headers, tablefmt="github")
 
 

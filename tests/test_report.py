@@ -147,3 +147,28 @@ def test_speed_figure_without_steady_epochs_is_a_clear_problem(tmp_path):
     records.save(copy.deepcopy(record), path)
     text = report.write_report([path], tmp_path / "out").read_text()
     assert "speed (ci): not drawn: no run has a steady-state epoch" in text
+
+
+def test_runs_in_other_precisions_are_never_pooled_and_memory_is_shown(tmp_path):
+    paths = []
+    for seed, precision in ((0, "float32"), (1, "float32"), (0, "mixed_bfloat16")):
+        record = make_record("model_1_a", seed=seed, acc=0.95 if precision == "float32" else 0.9)
+        record["config"]["precision"] = record["provenance"]["precision"] = precision
+        record["timing"]["peak_rss_mb"] = 1536.0 + seed
+        record["timing"]["peak_device_memory_mb"] = 700.0 if precision != "float32" else None
+        path = tmp_path / precision / f"seed{seed}" / "record.json"
+        path.parent.mkdir(parents=True)
+        records.save(record, path)
+        paths.append(path)
+    groups, problems = report.group_records(paths)
+    assert not problems
+    assert [(g.arch_id, g.budget, len(g.runs)) for g in groups] == [
+        ("model_1_a", "ci", 2),
+        ("model_1_a", "ci-mixed_bfloat16", 1),
+    ]
+    text = report.table(groups, {})
+    fp32_row, bf16_row = text.splitlines()[2:]
+    assert "| ci " in fp32_row and "0.9500 ± 0.0000 (n=2)" in fp32_row
+    assert "| ci-mixed_bfloat16 " in bf16_row and "0.9000 ± 0.0000 (n=1)" in bf16_row
+    assert "1,537 host " in fp32_row and "device" not in fp32_row
+    assert "1,536 host / 700 device" in bf16_row
