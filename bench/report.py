@@ -26,6 +26,7 @@ from tabulate import tabulate
 from archs import REGISTRY
 from bench import records as records_mod
 from bench.atomic import atomic_write
+from bench.gate import Tolerance
 
 PUBLISHED = Path(__file__).resolve().parent.parent / "baselines" / "published" / "notebook.json"
 VIOLIN_SAMPLE = 20_000
@@ -50,6 +51,8 @@ class Group:
     budget: str
     runs: list[dict[str, Any]]
     paths: list[Path]
+    precision: str = "float32"
+    budget_name: str = ""
 
     @property
     def accuracies(self) -> list[float]:
@@ -68,11 +71,11 @@ def group_records(paths: Sequence[Path]) -> tuple[list[Group], list[str]]:
             problems.append(f"skipped {path}: {error}")
             continue
         precision = record["config"]["precision"]
-        budget = record["config"]["budget"]["name"]
+        budget = name = record["config"]["budget"]["name"]
         if precision != "float32":
             budget = f"{budget}-{precision}"
         key = (record["arch"]["id"], budget)
-        group = groups.setdefault(key, Group(key[0], key[1], [], []))
+        group = groups.setdefault(key, Group(key[0], key[1], [], [], precision, name))
         group.runs.append(record)
         group.paths.append(Path(path))
     order = {arch_id: index for index, arch_id in enumerate(REGISTRY)}
@@ -311,6 +314,51 @@ def verdicts(groups: Sequence[Group]) -> list[Verdict]:
     return found
 
 
+GATE_TOLERANCE = Tolerance()
+
+
+def precision_verdicts(groups: Sequence[Group], tolerance: Tolerance = GATE_TOLERANCE) -> list[str]:
+    """Say whether each reduced-precision group keeps the accuracy of its float32 twin.
+
+    A twin is the float32 group of the same architecture and budget. The evidence: how many
+    reduced-precision runs fall inside float32's accuracy and loss bands (the gate's rule,
+    `bench.gate`), and Welch's t-test on final test accuracy.
+    """
+    float32 = {(g.arch_id, g.budget_name): g for g in groups if g.precision == "float32"}
+    lines = []
+    for group in groups:
+        twin = float32.get((group.arch_id, group.budget_name))
+        if group.precision == "float32" or twin is None:
+            continue
+        a, b = group.accuracies, twin.accuracies
+        if len(a) < 2 or len(b) < 2:
+            lines.append(
+                f"{group.arch_id}, budget {group.budget_name}: {group.precision} vs float32: too "
+                f"few runs to tell ({len(a)} vs {len(b)} seeds; need 2+ each, 5+ to trust)"
+            )
+            continue
+        mean_a, sd_a = _mean_sd(a)
+        mean_b, sd_b = _mean_sd(b)
+        floor = mean_b - max(tolerance.k * sd_b, tolerance.accuracy_floor)
+        losses_b = [r["final"]["test_loss"] for r in twin.runs if r["status"] == "completed"]
+        loss_mean, loss_sd = _mean_sd(losses_b)
+        ceiling = loss_mean + max(tolerance.k * loss_sd, tolerance.loss_floor_rel * loss_mean)
+        losses_a = [r["final"]["test_loss"] for r in group.runs if r["status"] == "completed"]
+        p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if sd_a or sd_b else 1.0
+        inside = sum(value >= floor for value in a)
+        loss_inside = sum(value <= ceiling for value in losses_a)
+        keeps = inside == len(a) and (p >= 0.05 or mean_a >= mean_b)
+        lines.append(
+            f"{group.arch_id}, budget {group.budget_name}: {group.precision} "
+            f"{mean_a:.4f} ± {sd_a:.4f} (n={len(a)}) vs float32 {mean_b:.4f} ± {sd_b:.4f} "
+            f"(n={len(b)}): {mean_a - mean_b:+.4f}, Welch p = {p:.3g}; {inside}/{len(a)} runs "
+            f"inside float32's accuracy band (>= {floor:.4f}), {loss_inside}/{len(losses_a)} "
+            f"inside its loss band (<= {ceiling:.4f}): "
+            + ("keeps float32's accuracy" if keeps else "DOES NOT keep float32's accuracy")
+        )
+    return lines
+
+
 CONFOUNDS = (
     "1.1 vs 1.2 (`model_1_a` vs `model_1_b`) also changes pooling padding: the last feature map "
     "is 4x4 in 1.1 and 5x5 in 1.2, so the dense layer differs too. Not a dropout-only comparison.",
@@ -438,6 +486,10 @@ def write_report(paths: Sequence[Path], out: Path, published_path: Path = PUBLIS
                 )
         if not any_found:
             lines.append("No pair of comparable runs was given; nothing can be concluded.")
+        kept = precision_verdicts(groups)
+        if kept:
+            lines += ["", "## Reduced precision against float32", ""]
+            lines += [f"- {line}." for line in kept]
         lines += ["", "## Which of the notebook's comparisons are confounded", ""]
         lines += [f"- {item}" for item in CONFOUNDS]
     lines += ["", "## Figures", ""]

@@ -172,3 +172,29 @@ def test_runs_in_other_precisions_are_never_pooled_and_memory_is_shown(tmp_path)
     assert "| ci-mixed_bfloat16 " in bf16_row and "0.9000 ± 0.0000 (n=1)" in bf16_row
     assert "1,537 host " in fp32_row and "device" not in fp32_row
     assert "1,536 host / 700 device" in bf16_row
+
+
+def precision_group(accs, losses, precision):
+    runs = []
+    for seed, (acc, loss) in enumerate(zip(accs, losses, strict=True)):
+        record = make_record("model_1_a", seed=seed, acc=acc)
+        record["final"]["test_loss"] = loss
+        record["config"]["precision"] = precision
+        runs.append(record)
+    label = "ci" if precision == "float32" else f"ci-{precision}"
+    return Group("model_1_a", label, runs, [], precision, "ci")
+
+
+def test_reduced_precision_is_judged_against_its_float32_twin_by_the_gate_band():
+    fp32 = precision_group([0.930, 0.935, 0.925, 0.932], [0.20, 0.21, 0.22, 0.20], "float32")
+    same = precision_group([0.931, 0.929, 0.934, 0.927], [0.21, 0.20, 0.22, 0.21], "mixed_bfloat16")
+    (line,) = report.precision_verdicts([fp32, same])
+    assert line.startswith("model_1_a, budget ci: mixed_bfloat16 0.9303 ± 0.0030 (n=4)")
+    assert "4/4 runs inside float32's accuracy band (>= 0.9179)" in line
+    assert "4/4 inside its loss band" in line and line.endswith("keeps float32's accuracy")
+    worse = precision_group([0.90, 0.91, 0.905, 0.93], [0.3, 0.3, 0.3, 0.2], "mixed_float16")
+    (line,) = report.precision_verdicts([fp32, worse])
+    assert "1/4 runs inside float32's accuracy band" in line
+    assert "1/4 inside its loss band" in line
+    assert line.endswith("DOES NOT keep float32's accuracy")
+    assert report.precision_verdicts([same]) == []  # no float32 twin, no verdict
