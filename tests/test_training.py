@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from bench import records
-from bench.budgets import BUDGETS
+from bench.budgets import BUDGETS, Budget
 from bench.cli import run_dir
 from bench.data import MNIST
 from bench.precisions import resolve
-from bench.training import train_run
+from bench.training import Trainer, train_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 
@@ -152,3 +152,30 @@ def test_progress_lines_say_epoch_of_total(tmp_path):
     lines = []
     train_run("model_1_a", "smoke", 0, write=lines.append)
     assert any("epoch 2/2" in line and "val_acc" in line and "left" in line for line in lines)
+
+
+@pytest.mark.skipif(keras.backend.backend() == "torch", reason="torch runs train_step eagerly")
+def test_epochs_after_the_first_reuse_the_traced_train_step():
+    """One `fit` per epoch must not rebuild or retrace the train step (a partial batch too).
+
+    A compiled train step runs its Python body only while it is traced, so counting calls to
+    the body counts traces.
+    """
+    budget = Budget("trace", epochs=4, train_samples=300, test_samples=200, description="t")
+    with Trainer("model_1_a", budget, 0, write=quiet) as trainer:
+        model = trainer.model
+        traced = []
+        step = model.train_step
+
+        def counting_step(data):
+            traced.append(trainer.next_epoch)
+            return step(data)
+
+        model.train_step = counting_step
+        trainer.train_epoch()
+        assert traced and set(traced) == {1}
+        while trainer.epochs_left > 0:
+            trainer.train_epoch()
+            trainer.evaluate_epoch()
+        assert set(traced) == {1}, f"retraced in epochs {sorted(set(traced) - {1})}"
+        assert trainer.finish()["status"] == "completed"
