@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--accuracy-only", action="store_true", help="skip the speed check")
     peers = commands.add_parser("peers", help="the harness against other ways to train, one run")
     peers.add_argument(
-        "--arch", nargs="+", choices=list(REGISTRY), default=["model_1_a", "model_2_a"]
+        "--arch", nargs="+", choices=list(REGISTRY), default=["model_1_a", "model_3_a"]
     )
     peers.add_argument("--samples", type=_positive, default=4096, help="training images")
     peers.add_argument("--epochs", type=_positive, default=3, help="epochs (first untimed)")

@@ -13,7 +13,7 @@ first, evaluation excluded) plus the matmul peak of its own process:
 * ``torch-fp32`` / ``torch-bf16``: a native PyTorch model with the same layer shapes and
   parameter count, plain loop with Adam, float32 and bfloat16 autocast.
 
-Run: ``python -m bench peers --arch model_1_a model_2_a``.
+Run: ``python -m bench peers --arch model_1_a model_3_a``.
 """
 
 from __future__ import annotations
