@@ -185,9 +185,12 @@ def _efficiency(
 
     The peak is probed right after each run, in the same process, so that both numbers see
     the same machine state (another job starting later on a shared machine moves both).
+    `peaks` also holds float32's and bfloat16's, so that runs in either precision can be set
+    against the device's two main limits.
     """
     dtype = compute_dtype(precision)
-    peak = matmul_peak(dtype)
+    peaks = {name: matmul_peak(name) for name in dict.fromkeys((dtype, "float32", "bfloat16"))}
+    peak = peaks[dtype]
     per_sample = training_flops(model)
     steady = [e["train_seconds"] for e in epochs if not e["compiled"]]
     achieved = per_sample * train_samples / min(steady) if steady else None
@@ -196,6 +199,7 @@ def _efficiency(
         "achieved_flops": achieved,
         "peak_flops": peak,
         "peak_dtype": dtype,
+        "peaks": peaks,
         "efficiency": achieved / peak if achieved else None,
         "peak_rss_mb": host_peak_rss_mb(),
         "peak_device_memory_mb": device_peak_mb(),

@@ -64,6 +64,9 @@ def test_record_is_complete_and_valid(smoke_run):
     assert loaded["config"]["precision"] == prov["precision"]
     assert loaded["timing"]["peak_rss_mb"] > 100
     assert loaded["timing"]["peak_device_memory_mb"] is None  # a CPU reports none
+    peaks = loaded["timing"]["peaks"]
+    assert set(peaks) >= {"float32", "bfloat16"} and all(v > 0 for v in peaks.values())
+    assert loaded["timing"]["peak_flops"] == peaks[loaded["timing"]["peak_dtype"]]
     assert prov["data_digest"] == MNIST.fingerprint()
     names = [layer["name"] for layer in loaded["weights"]["layers"]]
     assert names == ["conv1", "conv2", "conv3", "predictions"]
