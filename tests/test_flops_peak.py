@@ -43,3 +43,15 @@ def test_peak_probe_reports_a_finite_positive_rate():
 def test_compute_dtype_of_policies():
     assert compute_dtype("float32") == "float32"
     assert compute_dtype("mixed_bfloat16") == "bfloat16"
+
+
+def test_conv_ceiling_counts_three_convolutions_and_measures_each_dtype():
+    from bench import conv_ceiling
+
+    shape = conv_ceiling.ConvShape("tiny", 5, 3, 4, 2)
+    # 4x4 outputs, 4 filters of 2x2x3: forward 2*2*16*4*12 = 3,072 FLOPs; training 3x that.
+    assert conv_ceiling.training_flops(shape, batch=2) == 9_216
+    rows = conv_ceiling.main((shape,), batch=8)
+    assert [(r["conv"], r["dtype"]) for r in rows] == [("tiny", "float32"), ("tiny", "bfloat16")]
+    for row in rows:
+        assert row["flops"] > 0 and row["fraction_of_peak"] == row["flops"] / row["peak_flops"]
