@@ -5,8 +5,10 @@ Keras-free at import time, so option parsing needs no backend.
 `auto` (the default) resolves, per device, to the policy measured to be fastest while keeping
 the accuracy inside the float32 seed band (README, "Speed"):
 
-* a CPU with bfloat16 arithmetic (AVX512_BF16 or AMX_BF16): `mixed_bfloat16`, 1.9-2.6x faster
-  than float32 on this project's reference machine, accuracy inside the float32 band;
+* a CPU with bfloat16 arithmetic (AVX512_BF16 or AMX_BF16): `mixed_bfloat16`, 2.0-2.9x faster
+  than float32 on this project's reference machine at the `ci` budget, with every run's
+  accuracy inside the float32 seed band (README, "Speed"); float16 is no faster than float32
+  there (matmul 402 against 391 GFLOP/s; bfloat16 1,536);
 * anything else, GPUs included: `float32`. Mixed precision on a GPU is one switch away
   (`--precision mixed_bfloat16`) but has not been measured against float32 here yet, and the
   default changes only on evidence.
