@@ -1,5 +1,6 @@
 """`auto` precision: which policy each device gets, and that records never store `auto`."""
 
+import keras
 import pytest
 
 from bench.precisions import AUTO, POLICIES, PRECISIONS, auto_policy, cpu_flags, resolve
@@ -30,12 +31,17 @@ def test_auto_picks_bfloat16_only_on_cpus_with_bfloat16_arithmetic(kind, extra, 
     assert auto_policy(kind, cpu_flags(CPUINFO.format(extra=extra))) == expected
 
 
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_auto_is_float32_on_backends_where_bfloat16_was_not_shown_faster(backend):
+    assert auto_policy("cpu", frozenset({"avx512_bf16", "amx_bf16"}), backend) == "float32"
+
+
 def test_resolve_passes_explicit_policies_through_and_resolves_auto():
     for policy in POLICIES:
         assert resolve(policy) == policy
     assert resolve(AUTO, "gpu") == "float32"
     assert resolve(AUTO) in POLICIES
-    assert resolve(AUTO, "cpu") == auto_policy("cpu", cpu_flags())
+    assert resolve(AUTO, "cpu") == auto_policy("cpu", cpu_flags(), keras.backend.backend())
     assert PRECISIONS[0] == AUTO
 
 
