@@ -73,8 +73,8 @@ def _add_training_options(parser: argparse.ArgumentParser, *, archs_default: lis
         "--precision",
         choices=PRECISIONS,
         default=DEFAULT_PRECISION,
-        help="Keras dtype policy; auto (default): mixed_bfloat16 on CPUs with AVX512_BF16/AMX, "
-        "else float32 (see README, Speed)",
+        help="Keras dtype policy; auto (default): mixed_bfloat16 for TensorFlow on CPUs with "
+        "AVX512_BF16/AMX, else float32 (see README, Speed)",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     parser.add_argument("--data", type=Path, help="an mnist.npz or a folder of the IDX .gz files")

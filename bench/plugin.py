@@ -85,7 +85,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=PRECISIONS,
         default=DEFAULT_PRECISION,
         help="Keras dtype policy; auto (default) = the fastest one measured to keep float32's "
-        "accuracy on this device: mixed_bfloat16 on CPUs with AVX512_BF16/AMX, else float32",
+        "accuracy: mixed_bfloat16 for TensorFlow on CPUs with AVX512_BF16/AMX, else float32",
     )
     group.addoption(
         "--cnnbench-gate",
