@@ -77,6 +77,12 @@ def _add_training_options(parser: argparse.ArgumentParser, *, archs_default: lis
         "AVX512_BF16/AMX, else float32 (see README, Speed)",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="train again runs whose folder already holds a completed record of the same "
+        "configuration (kept by default; unfinished runs always resume)",
+    )
     parser.add_argument("--data", type=Path, help="an mnist.npz or a folder of the IDX .gz files")
 
 
@@ -228,6 +234,7 @@ def train_many(args: argparse.Namespace) -> list[dict[str, Any]]:
                     out_dir=folder,
                     precision=args.precision,
                     data=data,
+                    keep_completed=not args.force,
                 )
             )
             print(f"wrote {folder / training.RECORD}", flush=True)

@@ -500,20 +500,49 @@ class Trainer:
         return document
 
 
+def completed_record(trainer: Trainer) -> dict[str, Any] | None:
+    """Return the completed record in the trainer's folder if it ran this very configuration.
+
+    Same configuration (budget, seed, precision as resolved, recipe) and the same data digest;
+    anything else is None, and the run trains (or resumes) as usual.
+    """
+    if trainer.run_dir is None or not (trainer.run_dir / RECORD).exists():
+        return None
+    try:
+        previous = records.load(trainer.run_dir / RECORD)
+    except records.RecordError:
+        return None
+    same = (
+        previous["status"] == "completed"
+        and previous["config"] == trainer.config
+        and previous["provenance"]["data_digest"] == trainer.data_digest
+    )
+    return previous if same else None
+
+
 def train_run(
     arch_id: str,
     budget: str | Budget = DEFAULT_BUDGET,
     seed: int = 0,
     *,
     raise_on_divergence: bool = False,
+    keep_completed: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Train one architecture under one budget and seed; return (and write) its record.
 
     Keyword options are those of `Trainer`. With `raise_on_divergence`, a run whose loss
-    becomes NaN or infinite raises TrainingDiverged after its record has been written.
+    becomes NaN or infinite raises TrainingDiverged after its record has been written. With
+    `keep_completed`, a folder that already holds the completed record of this configuration
+    is returned as it is instead of being trained again.
     """
-    with Trainer(arch_id, budget, seed, **options) as trainer:
+    trainer = Trainer(arch_id, budget, seed, **options)
+    if keep_completed:
+        kept = completed_record(trainer)
+        if kept is not None:
+            trainer.write(f"{trainer.label} kept {trainer.run_dir / RECORD}: already completed")
+            return kept
+    with trainer:
         while trainer.epochs_left > 0:
             trainer.train_epoch()
             trainer.evaluate_epoch()

@@ -14,7 +14,7 @@ import pytest
 
 from bench import records
 from bench.budgets import BUDGETS, Budget
-from bench.cli import run_dir
+from bench.cli import build_parser, run_dir
 from bench.data import MNIST
 from bench.precisions import resolve
 from bench.training import Trainer, train_run
@@ -182,3 +182,16 @@ def test_epochs_after_the_first_reuse_the_traced_train_step():
             trainer.evaluate_epoch()
         assert set(traced) == {1}, f"retraced in epochs {sorted(set(traced) - {1})}"
         assert trainer.finish()["status"] == "completed"
+
+
+def test_a_completed_run_of_the_same_configuration_is_kept_not_retrained(smoke_run):
+    document, out = smoke_run
+    record = out / "record.json"
+    stamp = record.stat().st_mtime_ns
+    lines = []
+    kept = train_run("model_1_b", "smoke", 0, out_dir=out, write=lines.append, keep_completed=True)
+    assert kept == records.load(record) and kept["final"] == document["final"]
+    assert record.stat().st_mtime_ns == stamp
+    assert lines == [f"[model_1_b smoke seed=0] kept {record}: already completed"]
+    assert build_parser().parse_args(["run"]).force is False
+    assert build_parser().parse_args(["run", "--force"]).force is True
