@@ -4,10 +4,9 @@ Host RSS is the process's high-water mark, so in a process that trains several m
 the peak of all runs so far, not of the last one alone. It is read from /proc/self/status
 (`VmHWM`) where there is one: `getrusage`'s `ru_maxrss` survives fork and exec on Linux, so a
 child started by a large parent (the peer benchmark's interpreters) would report the parent's
-peak. Device memory is reset at
-the start of each run where the backend allows it (TensorFlow and PyTorch on GPU); JAX has no
-reset, so its figure is the process's peak. On a CPU no backend reports device memory apart
-from host RSS, and the value is None.
+peak. Device memory is reset at the start of each run where the backend allows it (TensorFlow
+and PyTorch on GPU); JAX has no reset, so its figure is the process's peak. On a CPU no
+backend reports device memory apart from host RSS, and the value is None.
 """
 
 from __future__ import annotations
