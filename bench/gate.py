@@ -224,11 +224,17 @@ class Resolved:
     crossings: tuple[str, ...]
 
 
+# The libraries whose versions can move a run's numbers, beside python, keras and numpy.
+BACKEND_LIBRARIES = {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib"), "torch": ("torch",)}
+
+
 def resolve(key: Key, versions: dict[str, str], root: Path = BASELINE_ROOT) -> Resolved:
     """Find the baseline for `key`; say what it crosses; raise BaselineError when none exists.
 
     The exact device class comes first; failing that, a baseline of the same budget, backend,
     precision and device kind on another device class, with the crossing said in `crossings`.
+    Library crossings count only the libraries the run's backend uses (a TensorFlow run does
+    not cross anything when JAX is missing or newer).
     """
     exact = key.path(root)
     if exact.exists():
@@ -248,8 +254,9 @@ def resolve(key: Key, versions: dict[str, str], root: Path = BASELINE_ROOT) -> R
     stored = document["key"].get("device_class")
     if stored != key.device_class:
         crossings.append(f"device: baseline {stored}, this run {key.device_class}")
+    relevant = {"python", "keras", "numpy", *BACKEND_LIBRARIES.get(key.backend, ())}
     for name, version in sorted(document["provenance"].get("versions", {}).items()):
-        if versions.get(name) != version:
+        if name in relevant and versions.get(name) != version:
             crossings.append(f"{name}: baseline {version}, this run {versions.get(name)}")
     return Resolved(path, document, tuple(crossings))
 

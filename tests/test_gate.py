@@ -184,6 +184,13 @@ def test_crossings_are_reported(tmp_path):
         in resolved.crossings
     )
     assert "keras: baseline 3.0, this run 3.1" in resolved.crossings
+    assert not any(c.startswith("tensorflow") for c in resolved.crossings)
+    document = json.loads(resolved.path.read_text())
+    document["provenance"]["versions"] |= {"jax": "0.4", "torch": "2.0", "tensorflow": "1.0"}
+    resolved.path.write_text(json.dumps(document))
+    crossings = gate.resolve(gate.key_of(other), {"keras": "3.0"}, tmp_path).crossings
+    assert "tensorflow: baseline 1.0, this run None" in crossings
+    assert not any(c.startswith(("jax", "torch")) for c in crossings)  # not this run's backend
     gpu = fake_record()
     gpu["provenance"]["device"] = {"kind": "gpu", "name": "NVIDIA H100"}
     with pytest.raises(gate.BaselineError, match="No baseline"):
