@@ -24,6 +24,9 @@ from bench.precisions import DEFAULT_PRECISION, PRECISIONS
 DEFAULT_OUT = Path("results")
 
 
+RECORDS_GLOB = "*/*/seed*/record.json"  # every record under a results folder; see run_dir
+
+
 def run_dir(out: Path, budget: str, arch_id: str, seed: int) -> Path:
     """Return the folder of one run's record: OUT/<budget>/<arch>/seed<seed>."""
     return out / budget / arch_id / f"seed{seed}"
@@ -210,7 +213,7 @@ def cmd_main(args: argparse.Namespace) -> int:
 def _report(out: Path) -> Path:
     from bench import report
 
-    records_found = sorted((out / "runs").glob("*/*/seed*/record.json"))
+    records_found = sorted((out / "runs").glob(RECORDS_GLOB))
     return report.write_report(records_found, out / "report")
 
 

@@ -59,6 +59,14 @@ class Tolerance:
     loss_floor_rel: float = 0.25
     efficiency_margin: float = 0.25
 
+    def lowest_accuracy(self, stats: dict[str, Any]) -> float:
+        """Return the lowest passing test accuracy, given a baseline's accuracy statistics."""
+        return stats["mean"] - max(self.k * stats["sd"], self.accuracy_floor)
+
+    def highest_loss(self, stats: dict[str, Any]) -> float:
+        """Return the highest passing test loss, given a baseline's loss statistics."""
+        return stats["mean"] + max(self.k * stats["sd"], self.loss_floor_rel * stats["mean"])
+
     def describe(self) -> dict[str, str]:
         """Return the band rule, in words, with this tolerance's numbers."""
         return {
@@ -330,10 +338,9 @@ def check_record(
     acc, loss, eff = entry["test_accuracy"], entry["test_loss"], entry["efficiency"]
     checks = [
         Check(arch_id, "test_accuracy", observed["test_accuracy"], acc["mean"],
-              acc["mean"] - max(tol.k * acc["sd"], tol.accuracy_floor), "min", origin, seed),
+              tol.lowest_accuracy(acc), "min", origin, seed),
         Check(arch_id, "test_loss", observed["test_loss"], loss["mean"],
-              loss["mean"] + max(tol.k * loss["sd"], tol.loss_floor_rel * loss["mean"]),
-              "max", origin, seed),
+              tol.highest_loss(loss), "max", origin, seed),
     ]  # fmt: skip
     if speed:
         checks.append(

@@ -26,7 +26,7 @@ from tabulate import tabulate
 from archs import REGISTRY
 from bench import records as records_mod
 from bench.atomic import atomic_write
-from bench.gate import Tolerance
+from bench.gate import Tolerance, describe
 
 PUBLISHED = Path(__file__).resolve().parent.parent / "baselines" / "published" / "notebook.json"
 VIOLIN_SAMPLE = 20_000
@@ -84,7 +84,8 @@ def group_records(paths: Sequence[Path]) -> tuple[list[Group], list[str]]:
 
 
 def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+    stats = describe(values)
+    return stats["mean"], stats["sd"]
 
 
 def curves_figure(group: Group, published: dict[str, Any]) -> Figure:
@@ -339,10 +340,9 @@ def precision_verdicts(groups: Sequence[Group], tolerance: Tolerance = GATE_TOLE
             continue
         mean_a, sd_a = _mean_sd(a)
         mean_b, sd_b = _mean_sd(b)
-        floor = mean_b - max(tolerance.k * sd_b, tolerance.accuracy_floor)
+        floor = tolerance.lowest_accuracy(describe(b))
         losses_b = [r["final"]["test_loss"] for r in twin.runs if r["status"] == "completed"]
-        loss_mean, loss_sd = _mean_sd(losses_b)
-        ceiling = loss_mean + max(tolerance.k * loss_sd, tolerance.loss_floor_rel * loss_mean)
+        ceiling = tolerance.highest_loss(describe(losses_b))
         losses_a = [r["final"]["test_loss"] for r in group.runs if r["status"] == "completed"]
         p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if sd_a or sd_b else 1.0
         inside = sum(value >= floor for value in a)
