@@ -2,14 +2,13 @@
 
 Keras-free at import time, so option parsing needs no backend.
 
-`auto` (the default) resolves, per device, to the policy measured to be fastest while keeping
-the accuracy inside the float32 seed band (README, "Speed"):
+`auto` (the default) resolves, per backend and device, to the policy measured to be fastest
+while keeping the accuracy inside the float32 seed band (README, "Speed"):
 
 * TensorFlow on a CPU with bfloat16 arithmetic (AVX512_BF16 or AMX_BF16): `mixed_bfloat16`
-  (oneDNN's bfloat16 kernels), 2.0-2.9x faster
-  than float32 on this project's reference machine at the `ci` budget, with every run's
-  accuracy inside the float32 seed band (README, "Speed"); float16 is no faster than float32
-  there (matmul 402 against 391 GFLOP/s; bfloat16 1,536);
+  (oneDNN's bfloat16 kernels), 2.0-2.9x faster than float32 on this project's reference
+  machine at the `ci` budget, with every run's accuracy inside the float32 seed band;
+  float16 is no faster than float32 there (matmul 402 against 391 GFLOP/s; bfloat16 1,536);
 * anything else, GPUs and the JAX and PyTorch backends included: `float32`. Mixed precision
   there is one switch away (`--precision mixed_bfloat16`) but has not been shown faster at
   equal accuracy yet, and the default changes only on evidence.
