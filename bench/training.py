@@ -293,7 +293,6 @@ class Trainer:
     ) -> None:
         if arch_id not in REGISTRY:
             raise ValueError(f"Unknown architecture {arch_id!r}. Valid ids: {', '.join(REGISTRY)}")
-        self.requested_precision = precision
         precision = resolve(precision)
         self.spec: ArchSpec = REGISTRY[arch_id]
         self.budget = get_budget(budget) if isinstance(budget, str) else budget
