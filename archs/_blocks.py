@@ -8,10 +8,10 @@ and lets the controlled variants reuse a conv stack with only the regularisers c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import keras
-from keras import layers
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,9 @@ def build_sequential(
     Names count each kind of layer from 1 (conv1, pool1, drop1, norm1), then `flatten` and
     `predictions`, so weight plots and baselines never see Keras' global counters.
     """
+    import keras  # here, not at import time: the registry is read by commands that train nothing
+    from keras import layers
+
     check_arguments(arch_id, plan, input_shape, num_classes)
     counts = {"conv": 0, "pool": 0, "drop": 0, "norm": 0}
     stack: list[keras.layers.Layer] = [keras.Input(shape=input_shape, name="image")]

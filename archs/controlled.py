@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-
-import keras
+from typing import TYPE_CHECKING
 
 from archs import notebook
 from archs._blocks import Conv, Drop, Norm, Plan, build_sequential
+
+if TYPE_CHECKING:
+    import keras
 
 VARIANTS = ("plain", "dropout", "bn", "bn_dropout")
 _DEPTH_PLANS = {3: notebook.PLAN_1_B, 5: notebook.PLAN_2_B, 7: notebook.PLAN_3_B}

@@ -8,9 +8,12 @@ not fixed here, because these six exist to reproduce the published numbers.
 
 from __future__ import annotations
 
-import keras
+from typing import TYPE_CHECKING
 
 from archs._blocks import Conv, Drop, Plan, Pool, build_sequential
+
+if TYPE_CHECKING:
+    import keras
 
 MNIST_SHAPE = (28, 28, 1)
 MNIST_CLASSES = 10

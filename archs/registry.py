@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import keras
+from typing import TYPE_CHECKING
 
 from archs import controlled, notebook
 from archs._blocks import Plan, plan_params, smallest_input
+
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass(frozen=True)

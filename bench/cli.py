@@ -1,8 +1,13 @@
-"""Command line: `python -m bench run|main ...`.
+"""Command line: `python -m bench run|main|baseline|gate|report|peers`.
 
 `run` trains chosen architectures under a budget and seeds and writes one record per run;
-`main` is the README's main job (benchmark all six under the default budget, gate, report);
-`baseline` aggregates records into a measured baseline; `gate` checks records against one.
+`main` is the README's main job (benchmark all six with `pytest bench`, gate, report);
+`baseline` aggregates records into a measured baseline; `gate` checks records against their
+baselines (the same workflow as `pytest bench`); `report` draws the figures; `peers` times
+the harness against other ways to train. Options are declared once in `bench.options`.
+
+Expected errors (bad input, a missing baseline, unusable data) print one sentence and exit
+with status 2 (1 means a regression); `--debug` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -14,93 +19,29 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tabulate import tabulate
+from bench import layout
+from bench.options import TRAINING, OptionError, Settings, add_options, positive
 
-from archs import NOTEBOOK_IDS, REGISTRY
-from bench.budgets import BUDGETS, DEFAULT_BUDGET
-from bench.peers import PEERS as PEER_NAMES
-from bench.precisions import DEFAULT_PRECISION, PRECISIONS
-
-DEFAULT_OUT = Path("results")
-
-
-RECORDS_GLOB = "*/*/seed*/record.json"  # every record under a results folder; see run_dir
-
-
-def run_dir(out: Path, budget: str, arch_id: str, seed: int) -> Path:
-    """Return the folder of one run's record: OUT/<budget>/<arch>/seed<seed>."""
-    return out / budget / arch_id / f"seed{seed}"
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"a seed is a non-negative integer, got {text!r}"
-        ) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed is a non-negative integer, got {value}")
-    return value
-
-
-def _add_training_options(parser: argparse.ArgumentParser, *, archs_default: list[str]) -> None:
-    parser.add_argument(
-        "--arch",
-        nargs="+",
-        choices=list(REGISTRY),
-        default=archs_default,
-        metavar="ID",
-        help=f"architecture ids (default: the notebook's six). Valid: {', '.join(REGISTRY)}",
-    )
-    parser.add_argument(
-        "--budget",
-        choices=list(BUDGETS),
-        default=DEFAULT_BUDGET,
-        help=f"named budget (default: {DEFAULT_BUDGET})",
-    )
-    parser.add_argument("--seeds", nargs="+", type=_seed, default=[0], help="seeds (default: 0)")
-    parser.add_argument("--epochs", type=_positive, help="override the budget's epochs")
-    parser.add_argument("--train-samples", type=_positive, help="override the training subset")
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=DEFAULT_PRECISION,
-        help="Keras dtype policy; auto (default): mixed_bfloat16 for TensorFlow on CPUs with "
-        "AVX512_BF16/AMX, else float32 (see README, Speed)",
-    )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="train again runs whose folder already holds a completed record of the same "
-        "configuration (kept by default; unfinished runs always resume)",
-    )
-    parser.add_argument("--data", type=Path, help="an mnist.npz or a folder of the IDX .gz files")
+MAIN_SEEDS = (0, 1, 2)
+"""The main job's default seeds: three, so the report can show a spread."""
+PEER_ARCHS = ("model_1_a", "model_3_a")
+"""The peer benchmark's default architectures: the smallest and a large one."""
+SUITES = Path(__file__).resolve().parent / "suites"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for `python -m bench`."""
+    from bench.peers import PEERS
+
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="train architectures and write their records")
-    _add_training_options(run, archs_default=list(NOTEBOOK_IDS))
+    add_options(run.add_argument, (*TRAINING, "out", "force"))
     main = commands.add_parser(
         "main", help="the main job: benchmark all six under the default budget, gate, report"
     )
-    main.add_argument("--budget", choices=list(BUDGETS), default=DEFAULT_BUDGET)
-    main.add_argument("--seeds", nargs="+", type=_seed, default=[0, 1, 2])
-    main.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
+    add_options(main.add_argument, (*TRAINING, "out", "gate"))
     main.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="further pytest options, after --"
     )
@@ -108,192 +49,197 @@ def build_parser() -> argparse.ArgumentParser:
         "baseline", help="aggregate completed run records into their measured baseline"
     )
     baseline.add_argument("records", nargs="+", type=Path, help="record.json files")
-    baseline.add_argument("--baselines", type=Path, help="baseline folder")
-    check = commands.add_parser(
+    add_options(baseline.add_argument, ("baselines", "allow-fewer-seeds"))
+    gate = commands.add_parser(
         "gate", help="check run records against their baselines; exit 1 on a regression"
     )
-    check.add_argument("records", nargs="+", type=Path, help="record.json files")
-    check.add_argument("--baselines", type=Path, help="baseline folder")
-    check.add_argument("--accuracy-only", action="store_true", help="skip the speed check")
+    gate.add_argument("records", nargs="+", type=Path, help="record.json files")
+    add_options(gate.add_argument, ("baselines", "gate"))
+    gate.add_argument(
+        "--accuracy-only", action="store_const", const="accuracy", dest="gate",
+        help="same as --gate accuracy",
+    )  # fmt: skip
     peers = commands.add_parser("peers", help="the harness against other ways to train, one run")
+    add_options(peers.add_argument, ("archs", "out"))
+    peers.add_argument("--samples", type=positive, default=4096, help="training images")
+    peers.add_argument("--epochs", type=positive, default=3, help="epochs (first untimed)")
     peers.add_argument(
-        "--arch", nargs="+", choices=list(REGISTRY), default=["model_1_a", "model_3_a"]
-    )
-    peers.add_argument("--samples", type=_positive, default=4096, help="training images")
-    peers.add_argument("--epochs", type=_positive, default=3, help="epochs (first untimed)")
-    peers.add_argument("--out", type=Path, default=DEFAULT_OUT / "peers.json")
-    peers.add_argument(
-        "--peers",
-        nargs="+",
-        choices=PEER_NAMES,
-        default=list(PEER_NAMES),
-        help="which peers to run (default: all)",
+        "--peers", nargs="+", choices=PEERS, default=list(PEERS), help="peers (default: all)"
     )
     report = commands.add_parser("report", help="figures and report.md from run records")
     report.add_argument("records", nargs="+", type=Path, help="record.json files")
-    report.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT / "report")
+    report.add_argument("-o", "--out", type=Path, help="report folder (default results/report)")
     return parser
 
 
-def _load_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
+def _settings(args: argparse.Namespace, **defaults: Any) -> Settings:
+    return Settings.parse(lambda dest: getattr(args, dest, None), **defaults)
+
+
+def _use_backend(settings: Settings) -> None:
+    """Fix the Keras backend before anything imports Keras."""
+    if settings.backend:
+        os.environ["KERAS_BACKEND"] = settings.backend
+
+
+def summary_table(documents: Sequence[Any]) -> str:
+    """Return a plain-text table of runs: accuracy, loss, throughput, status."""
+    from tabulate import tabulate
+
+    from bench import metrics
+
+    rows = []
+    for record in documents:
+        derived = metrics.of(record)
+        sps = derived.median_samples_per_second
+        rows.append([
+            record.arch.id, record.config.budget.name, record.config.seed, record.status,
+            derived.test_accuracy, derived.test_loss, derived.first_epoch_seconds,
+            derived.median_epoch_seconds, round(sps) if sps else None,
+        ])  # fmt: skip
+    headers = ["arch", "budget", "seed", "status", "test acc", "test loss", "epoch 1 s",
+               "median epoch s", "median samples/s"]  # fmt: skip
+    return tabulate(rows, headers=headers, floatfmt=".4f")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Train every (architecture, seed) asked for; print a table; 1 if any did not complete."""
+    settings = _settings(args)
+    _use_backend(settings)
+    from bench import training
+    from bench.budgets import get_budget
+    from bench.data import load_mnist
+
+    budget = get_budget(settings.budget, epochs=settings.epochs,
+                        train_samples=settings.train_samples)  # fmt: skip
+    data = load_mnist(settings.data) if settings.data else training.default_data()
+    results = layout.Results(settings.out)
+    done = []
+    for arch_id in settings.archs:
+        for seed in settings.seeds:
+            folder = results.run_dir(budget.name, arch_id, seed)
+            done.append(
+                training.train_run(arch_id, budget, seed, out_dir=folder,
+                                   precision=settings.precision, data=data,
+                                   keep_completed=not settings.force)
+            )  # fmt: skip
+            print(f"wrote {folder / layout.RECORD_FILE}", flush=True)
+    print(summary_table(done))
+    return 1 if any(not record.completed for record in done) else 0
+
+
+def cmd_main(args: argparse.Namespace) -> int:
+    """Benchmark (pytest bench, with the gate), then write the report."""
+    import pytest
+
+    from bench import report
+    from bench.budgets import DEFAULT_BUDGET
+
+    settings = _settings(args, seeds=list(MAIN_SEEDS))
+    if not SUITES.is_dir():
+        raise OptionError(f"the benchmark suites ({SUITES}) are not installed; run from a clone")
+    gate = settings.gate
+    if args.gate is None and settings.budget != DEFAULT_BUDGET:
+        print(f"note: baselines are stored for the {DEFAULT_BUDGET} budget; gate off for "
+              f"{settings.budget} (pass --gate all to gate against your own)")  # fmt: skip
+        gate = "off"
+    results = layout.Results(settings.out)
+    pytest_args = [a for a in args.pytest_args if a != "--"]
+    status = pytest.main([
+        str(SUITES), *settings.pytest_args([*TRAINING, "out"]), f"--cnnbench-gate={gate}",
+        f"--benchmark-json={results.benchmark_json}", *pytest_args,
+    ])  # fmt: skip
+    written = report.write_report(results.record_paths(), results.report_dir)
+    print(f"benchmark JSON: {results.benchmark_json}; records: {results.runs}; report: {written}")
+    return int(status)
+
+
+def _load(paths: Sequence[Path]) -> list[Any]:
     from bench import records
 
     return [records.load(path) for path in paths]
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    """Aggregate records into baselines (one file per key); print what changed."""
-    from bench import gate
+    """Aggregate records into their baseline; print what changed."""
+    from bench import baselines
 
-    documents = _load_records(args.records)
-    groups: dict[Any, list[dict[str, Any]]] = {}
-    for document in documents:
-        groups.setdefault(gate.key_of(document), []).append(document)
-    for group in groups.values():
-        path, changes = gate.regenerate(group, args.baselines or gate.env_root())
-        print(f"wrote {path}\n{changes}")
+    settings = _settings(args)
+    root = settings.baselines or layout.default_baselines()
+    path, changes = baselines.regenerate(
+        _load(args.records), root, allow_fewer_seeds=settings.allow_fewer_seeds
+    )
+    print(f"wrote {path}\n{changes}")
     return 0
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    """Check records against baselines; print the table; 1 on a regression, 2 if unusable."""
-    from bench import gate
+    """Check records against their baselines; print the summary; 1 on a regression."""
+    from bench.gate import Gate
 
-    checks, crossings = [], set()
-    try:
-        for document in _load_records(args.records):
-            resolved = gate.resolve(
-                gate.key_of(document),
-                document["provenance"]["versions"],
-                args.baselines or gate.env_root(),
-            )
-            crossings.update(resolved.crossings)
-            checks += gate.check_record(
-                document, resolved.document, str(resolved.path), speed=not args.accuracy_only
-            )
-    except (gate.BaselineError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(gate.table(checks))
-    for crossing in sorted(crossings):
-        print(f"NOTE: comparison crosses {crossing}")
-    failed = [c for c in checks if not c.passed]
-    for check in failed:
+    settings = _settings(args)
+    gate = Gate(settings.baselines or layout.default_baselines(), settings.gate)
+    for record in _load(args.records):
+        gate.check(record)
+    print(gate.summary())
+    for check in gate.failed:
         print(check.message(), file=sys.stderr)
-    print(f"{len(failed)} regression(s) in {len(checks)} checks")
-    return 1 if failed else 0
+    return 1 if gate.failed else 0
 
 
-def cmd_main(args: argparse.Namespace) -> int:
-    """Benchmark all six (pytest bench, with the gate), then write the report."""
-    import pytest
+def cmd_peers(args: argparse.Namespace) -> int:
+    """Run the peer benchmark."""
+    from bench import peers
 
-    out: Path = args.out
-    seeds = ",".join(str(s) for s in args.seeds)
-    extra = [a for a in args.pytest_args if a != "--"]
-    if args.budget != DEFAULT_BUDGET and not any(a.startswith("--cnnbench-gate") for a in extra):
-        print(f"note: baselines are stored for the {DEFAULT_BUDGET} budget; gate off for "
-              f"{args.budget} (pass -- --cnnbench-gate=all to gate against your own)")  # fmt: skip
-        extra.append("--cnnbench-gate=off")
-    status = pytest.main(
-        [
-            str(Path(__file__).resolve().parent),
-            f"--cnnbench-budget={args.budget}",
-            f"--cnnbench-seeds={seeds}",
-            f"--cnnbench-out={out / 'runs'}",
-            f"--benchmark-json={out / 'benchmark.json'}",
-            *extra,
-        ]
-    )
-    report = _report(out)
-    print(f"benchmark JSON: {out / 'benchmark.json'}; records: {out / 'runs'}; report: {report}")
-    return int(status)
+    settings = _settings(args, archs=list(PEER_ARCHS))
+    if args.epochs < 2:
+        raise OptionError("--epochs must be >= 2 (the first epoch compiles and is not timed)")
+    out = layout.Results(settings.out).peers_json
+    peers.run_all(list(settings.archs), args.samples, args.epochs, out, tuple(args.peers))
+    return 0
 
 
-def _report(out: Path) -> Path:
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the report."""
     from bench import report
 
-    records_found = sorted((out / "runs").glob(RECORDS_GLOB))
-    return report.write_report(records_found, out / "report")
+    out = args.out or layout.Results().report_dir
+    print(f"wrote {report.write_report(args.records, out)}")
+    return 0
 
 
-def train_many(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Train every (architecture, seed) the arguments name; return their records."""
-    from bench import training
-    from bench.budgets import get_budget
-    from bench.data import load_mnist
-
-    budget = get_budget(args.budget, epochs=args.epochs, train_samples=args.train_samples)
-    data = load_mnist(args.data) if args.data else training.default_data()
-    done = []
-    for arch_id in args.arch:
-        for seed in args.seeds:
-            folder = run_dir(args.out, budget.name, arch_id, seed)
-            done.append(
-                training.train_run(
-                    arch_id,
-                    budget,
-                    seed,
-                    out_dir=folder,
-                    precision=args.precision,
-                    data=data,
-                    keep_completed=not args.force,
-                )
-            )
-            print(f"wrote {folder / training.RECORD}", flush=True)
-    return done
+COMMANDS = {
+    "run": cmd_run,
+    "main": cmd_main,
+    "baseline": cmd_baseline,
+    "gate": cmd_gate,
+    "peers": cmd_peers,
+    "report": cmd_report,
+}
 
 
-def summary_table(documents: Sequence[dict[str, Any]]) -> str:
-    """Return a plain-text table of runs: accuracy, loss, throughput, status."""
-    rows = []
-    for doc in documents:
-        timing, final = doc["timing"], doc["final"]
-        sps = timing.get("steady_samples_per_second")
-        rows.append(
-            [
-                doc["arch"]["id"],
-                doc["config"]["budget"]["name"],
-                doc["config"]["seed"],
-                doc["status"],
-                final.get("test_accuracy"),
-                final.get("test_loss"),
-                timing.get("first_epoch_seconds"),
-                timing.get("steady_epoch_seconds"),
-                round(sps) if sps else None,
-            ]
-        )
-    headers = ["arch", "budget", "seed", "status", "test acc", "test loss", "epoch 1 s",
-               "steady epoch s", "samples/s"]  # fmt: skip
-    return tabulate(rows, headers=headers, floatfmt=".4f")
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Return the errors that are the user's to fix: one sentence each, no traceback."""
+    from bench.baselines import BaselineError
+    from bench.data import DataIntegrityError, MnistUnavailableError
+    from bench.records import RecordError
+
+    return (OptionError, RecordError, BaselineError, MnistUnavailableError,
+            DataIntegrityError, ValueError, OSError)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+    """Run the command line; return the exit status (0 ok, 1 regression or failed run, 2 error)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
-    if args.command == "baseline":
-        return cmd_baseline(args)
-    if args.command == "gate":
-        return cmd_gate(args)
-    if args.command == "main":
-        return cmd_main(args)
-    if args.command == "peers":
-        from bench import peers
-
-        if args.epochs < 2:
-            print("error: --epochs must be >= 2 (the first epoch compiles and is not timed)")
-            return 2
-        peers.run_all(args.arch, args.samples, args.epochs, args.out, tuple(args.peers))
-        return 0
-    if args.command == "report":
-        from bench import report
-
-        print(f"wrote {report.write_report(args.records, args.out)}")
-        return 0
-    documents = train_many(args)
-    print(summary_table(documents))
-    return 1 if any(doc["status"] != "completed" for doc in documents) else 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except Exception as error:
+        if args.debug or not isinstance(error, expected_errors()):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -50,20 +50,23 @@ def _data(samples: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _keras_harness(arch_id: str, samples: int, epochs: int, precision: str) -> dict[str, Any]:
+    from bench import metrics
     from bench.budgets import Budget
     from bench.training import train_run
 
     budget = Budget("peer", epochs=epochs, train_samples=samples, test_samples=1000,
                     description="peer benchmark")  # fmt: skip
     record = train_run(arch_id, budget, 0, precision=precision, write=lambda line: None)
-    timing = record["timing"]
+    derived = metrics.of(record)
+    if record.timing is None or record.final is None:
+        raise RuntimeError(f"{arch_id}: the harness run did not complete ({record.status})")
     return {
-        "samples_per_second": timing["steady_samples_per_second"],
-        "peak_flops": timing["peak_flops"],
-        "peak_dtype": timing["peak_dtype"],
-        "precision": record["config"]["precision"],
-        "params": record["arch"]["params"],
-        "test_accuracy": record["final"]["test_accuracy"],
+        "samples_per_second": derived.median_samples_per_second,
+        "peak_flops": record.timing.peak_flops,
+        "peak_dtype": record.timing.peak_dtype,
+        "precision": record.config.precision,
+        "params": record.arch.params,
+        "test_accuracy": record.final.test_accuracy,
     }
 
 

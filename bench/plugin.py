@@ -1,185 +1,91 @@
-"""The pytest plugin behind `pytest bench`: options, benchmark settings, gate, and summary.
+"""The pytest plugin behind `pytest bench`: options, the session's gate, and its summary.
 
-All options share the `--cnnbench-` prefix and live in one group. Values are checked by typed
-converters, so a bad value stops pytest with a usage error that lists the valid ones. Nothing
-here imports Keras before `pytest_configure`, so `--cnnbench-backend` can still choose it.
+Registered through the `pytest11` entry point `cnnbench` (`-p no:cnnbench` turns it off).
+Options are `bench.options`' declarations with the `--cnnbench-` prefix; the gate is
+`bench.gate.Gate`, the same workflow as `python -m bench gate`. Nothing here imports Keras
+before `pytest_configure`, so `--cnnbench-backend` can still choose it.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
+import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.budgets import BUDGETS, DEFAULT_BUDGET
-from bench.precisions import DEFAULT_PRECISION, PRECISIONS
+from bench import layout, options
+from bench.options import PYTEST_PREFIX, OptionError, Settings
 
-BACKENDS = ("tensorflow", "jax", "torch")
-PLANTS = ("none", "lr0", "shuffled-labels", "slow-step")
-GATES = ("all", "accuracy", "off")
-
-
-def _archs(text: str) -> list[str]:
-    ids = [part.strip() for part in text.split(",") if part.strip()]
-    if not ids:
-        raise argparse.ArgumentTypeError(f"expected comma-separated architecture ids, got {text!r}")
-    return ids
-
-
-def _check_archs(ids: list[str]) -> list[str]:
-    from archs import REGISTRY
-
-    unknown = [i for i in ids if i not in REGISTRY]
-    if unknown:
-        raise pytest.UsageError(
-            f"--cnnbench-archs: unknown architecture(s) {unknown}; valid: {','.join(REGISTRY)}"
-        )
-    return ids
-
-
-def _seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"seeds are comma-separated non-negative integers, got {text!r}"
-        ) from None
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"seeds must be distinct non-negative integers: {text!r}")
-    return seeds
+PYTEST_OPTIONS = (*options.TRAINING, "out", "gate", "baselines", "regen", "allow-fewer-seeds",
+                  "plant")  # fmt: skip
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Register the --cnnbench-* options."""
+    """Register the --cnnbench-* options, in one group."""
     group = parser.getgroup("cnnbench", "CNN MNIST benchmarks and regression gate")
-    group.addoption(
-        "--cnnbench-budget",
-        choices=list(BUDGETS),
-        default=DEFAULT_BUDGET,
-        help=f"training budget tier (default {DEFAULT_BUDGET})",
-    )
-    group.addoption(
-        "--cnnbench-archs",
-        type=_archs,
-        default=None,
-        help="comma-separated architecture ids (default: the notebook's six)",
-    )
-    group.addoption(
-        "--cnnbench-seeds",
-        type=_seeds,
-        default=[0],
-        help="comma-separated seeds (default 0); use 5 or more to regenerate",
-    )
-    group.addoption(
-        "--cnnbench-backend",
-        choices=BACKENDS,
-        default=None,
-        help="Keras backend (default: $KERAS_BACKEND, else tensorflow)",
-    )
-    group.addoption(
-        "--cnnbench-precision",
-        choices=PRECISIONS,
-        default=DEFAULT_PRECISION,
-        help="Keras dtype policy; auto (default) = the fastest one measured to keep float32's "
-        "accuracy: mixed_bfloat16 for TensorFlow on CPUs with AVX512_BF16/AMX, else float32",
-    )
-    group.addoption(
-        "--cnnbench-gate",
-        choices=GATES,
-        default="all",
-        help="what to gate: accuracy and speed (all), accuracy only, or nothing",
-    )
-    group.addoption(
-        "--cnnbench-regen",
-        action="store_true",
-        help="write this run's results as the baseline (needs >= 2 seeds)",
-    )
-    group.addoption(
-        "--cnnbench-baselines",
-        type=Path,
-        default=None,
-        help="baseline folder (default: baselines/measured)",
-    )
-    group.addoption(
-        "--cnnbench-out",
-        type=Path,
-        default=Path("results/bench"),
-        help="where run records go (default results/bench)",
-    )
-    group.addoption("--cnnbench-plant", choices=PLANTS, default="none",
-                    help="plant a regression to prove the gate fails on it")  # fmt: skip
+    options.add_options(group.addoption, PYTEST_OPTIONS, prefix=PYTEST_PREFIX)
 
 
 @dataclass
-class Settings:
-    """The benchmark session's settings, parsed once, plus what the session collects."""
+class BenchSession:
+    """What one `pytest bench` session settles on and collects: settings, gate, runs, notes."""
 
-    budget: str
-    archs: list[str]
-    seeds: list[int]
-    precision: str
-    gate: str
-    regen: bool
-    baselines: Path
-    out: Path
-    plant: str
-    records: list[dict[str, Any]] = field(default_factory=list)
-    checks: list[Any] = field(default_factory=list)
-    crossings: set[str] = field(default_factory=set)
+    settings: Settings
+    gate: Any
+    runs: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def results(self) -> layout.Results:
+        """The results folder."""
+        return layout.Results(self.settings.out)
 
-_SETTINGS = pytest.StashKey[Settings]()
+    def regen_command(self) -> str:
+        """Return the command that makes the missing baseline, with this session's options."""
+        seeds = Settings.parse(lambda dest: None, seeds=[0, 1, 2, 3, 4]).seeds
+        again = Settings(**{**self.settings.__dict__, "seeds": seeds, "regen": True})
+        args = again.pytest_args(("budget", "archs", "seeds", "epochs", "train-samples",
+                                  "backend", "precision", "baselines", "regen"))  # fmt: skip
+        return "pytest bench " + " ".join(args)
+
+
+_SESSION = pytest.StashKey[BenchSession]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Fix the Keras backend before anything imports Keras; parse the settings once."""
-    backend = config.getoption("--cnnbench-backend")
-    if backend:
-        import sys
-
+    config.addinivalue_line("markers", "full: the notebook's full budget (hours on CPU; not CI)")
+    try:
+        settings = Settings.parse(lambda dest: config.getoption(dest, None))
+    except OptionError as error:
+        raise pytest.UsageError(f"cnnbench: {error}") from None
+    if settings.backend:
         if "keras" in sys.modules:
             import keras
 
-            if keras.backend.backend() != backend:
+            if keras.backend.backend() != settings.backend:
                 raise pytest.UsageError(
-                    f"--cnnbench-backend={backend}, but Keras was already imported with the "
-                    f"{keras.backend.backend()} backend; set KERAS_BACKEND={backend} instead."
+                    f"--cnnbench-backend={settings.backend}, but Keras was already imported "
+                    f"with the {keras.backend.backend()} backend; set "
+                    f"KERAS_BACKEND={settings.backend} instead."
                 )
-        os.environ["KERAS_BACKEND"] = backend
-    seeds = config.getoption("--cnnbench-seeds")
-    regen = config.getoption("--cnnbench-regen")
-    if regen and len(seeds) < 2:
-        raise pytest.UsageError(
-            "--cnnbench-regen needs at least 2 seeds (5 recommended) so the band has a spread; "
-            "e.g. --cnnbench-seeds=0,1,2,3,4"
-        )
-    if regen and config.getoption("--cnnbench-plant") != "none":
-        raise pytest.UsageError("--cnnbench-regen with a planted regression would store it")
-    from archs import NOTEBOOK_IDS
-    from bench.gate import env_root
+        os.environ["KERAS_BACKEND"] = settings.backend
+    if settings.data:
+        os.environ["CNNBENCH_DATA"] = str(settings.data)
+    from bench.gate import Gate
 
-    config.stash[_SETTINGS] = Settings(
-        budget=config.getoption("--cnnbench-budget"),
-        archs=_check_archs(config.getoption("--cnnbench-archs") or list(NOTEBOOK_IDS)),
-        seeds=seeds,
-        precision=config.getoption("--cnnbench-precision"),
-        gate=config.getoption("--cnnbench-gate"),
-        regen=regen,
-        baselines=config.getoption("--cnnbench-baselines") or env_root(),
-        out=config.getoption("--cnnbench-out"),
-        plant=config.getoption("--cnnbench-plant"),
-    )
-    config.addinivalue_line("markers", "full: the notebook's full budget (hours on CPU; not CI)")
+    gate = Gate(settings.baselines or layout.default_baselines(),
+                "off" if settings.regen else settings.gate)  # fmt: skip
+    session = BenchSession(settings, gate)
+    gate.regen_hint = session.regen_command()
+    config.stash[_SESSION] = session
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize benchmarks over the chosen architectures (ids = registry ids) and seeds."""
-    settings = metafunc.config.stash[_SETTINGS]
+    settings = metafunc.config.stash[_SESSION].settings
     if "bench_arch" in metafunc.fixturenames:
         marks = [pytest.mark.full] if settings.budget == "full" else []
         metafunc.parametrize(
@@ -190,9 +96,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def cnnbench(request: pytest.FixtureRequest) -> Settings:
-    """Return the benchmark session's settings."""
-    return request.config.stash[_SETTINGS]
+def cnnbench(request: pytest.FixtureRequest) -> BenchSession:
+    """Return the benchmark session: settings, gate, and the runs so far."""
+    return request.config.stash[_SESSION]
 
 
 @pytest.fixture(scope="session")
@@ -212,52 +118,75 @@ def live_write(request: pytest.FixtureRequest) -> Any:
     return write
 
 
+def extra_info(record: Any, plant: str) -> dict[str, Any]:
+    """Return what a reader of the benchmark JSON needs about one run (`bench.metrics`)."""
+    import dataclasses
+
+    from bench import metrics
+
+    derived = dataclasses.asdict(metrics.of(record))
+    return {
+        "arch": record.arch.id,
+        "seed": record.config.seed,
+        "budget": dataclasses.asdict(record.config.budget),
+        "samples_per_epoch": record.config.train_samples,
+        **derived,
+        "samples_per_second": derived["median_samples_per_second"],
+        "peak_flops": record.timing.peak_flops if record.timing else None,
+        "backend": record.provenance.backend,
+        "precision": record.config.precision,
+        "device": record.provenance.device.name,
+        "plant": plant,
+    }
+
+
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """Add versions, the Keras backend, the device and precision to pytest-benchmark's JSON."""
+    import dataclasses
+
     from bench import provenance
+    from bench.backends import requested
     from bench.precisions import resolve
 
-    requested = config.getoption("--cnnbench-precision")
+    precision = config.stash[_SESSION].settings.precision
     machine_info["cnnbench"] = {
         "versions": provenance.library_versions(),
-        "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
-        "device": provenance.device(),
+        "backend": requested(),
+        "device": dataclasses.asdict(provenance.device()),
         "git_commit": provenance.git_commit(),
-        "precision": {"requested": requested, "resolved": resolve(requested)},
+        "precision": {"requested": precision, "resolved": resolve(precision)},
     }
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """With --cnnbench-regen, write the baselines from this session's records (atomically)."""
-    settings = session.config.stash.get(_SETTINGS, None)
-    if settings is None or not settings.regen or not settings.records:
+    """With --cnnbench-regen, write the baseline from this session's runs (atomically)."""
+    bench = session.config.stash.get(_SESSION, None)
+    if bench is None or not bench.settings.regen or not bench.runs:
         return
-    from bench import gate
+    from bench.baselines import BaselineError, regenerate
 
     if exitstatus != 0:
-        settings.notes.append("baselines NOT regenerated: some benchmarks failed")
+        bench.notes.append("baselines NOT regenerated: some benchmarks failed")
         return
-    groups: dict[Any, list[dict[str, Any]]] = {}
-    for record in settings.records:
-        groups.setdefault(gate.key_of(record), []).append(record)
-    for records in groups.values():
-        path, changes = gate.regenerate(records, settings.baselines)
-        settings.notes.append(f"regenerated baseline {path}:\n{changes}")
+    root = bench.settings.baselines or layout.default_baselines()
+    try:
+        path, changes = regenerate(
+            bench.runs, root, allow_fewer_seeds=bench.settings.allow_fewer_seeds
+        )
+    except BaselineError as error:
+        bench.notes.append(f"baselines NOT regenerated: {error}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return
+    bench.notes.append(f"regenerated baseline {path}:\n{changes}")
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """Print the gate's table of what moved, what the comparison crosses, and regenerations."""
-    settings = config.stash.get(_SETTINGS, None)
-    if settings is None or not (settings.checks or settings.notes):
+    """Print the gate's summary (what moved, the baselines chosen, crossings) and notes."""
+    bench = config.stash.get(_SESSION, None)
+    if bench is None or not (bench.gate.checks or bench.notes):
         return
-    from bench import gate
-
     terminalreporter.section("cnnbench regression gate")
-    if settings.checks:
-        terminalreporter.write_line(gate.table(settings.checks))
-        failed = sum(not c.passed for c in settings.checks)
-        terminalreporter.write_line(f"{failed} regression(s) in {len(settings.checks)} checks")
-    for crossing in sorted(settings.crossings):
-        terminalreporter.write_line(f"NOTE: comparison crosses {crossing}")
-    for note in settings.notes:
+    if bench.gate.checks:
+        terminalreporter.write_line(bench.gate.summary())
+    for note in bench.notes:
         terminalreporter.write_line(note)

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import keras
 
-LIBRARIES = ("keras", "tensorflow", "jax", "jaxlib", "torch", "numpy")
+from bench.backends import LIBRARIES as BACKEND_LIBRARIES
+from bench.records import Device, Provenance
+
+LIBRARIES = ("keras", *(name for names in BACKEND_LIBRARIES.values() for name in names), "numpy")
 
 
 def library_versions() -> dict[str, str]:
@@ -64,15 +67,15 @@ def accelerator() -> str | None:
     return None
 
 
-def device() -> dict[str, object]:
+def device() -> Device:
     """Describe the device training runs on: kind ('gpu' or 'cpu'), name, and core count."""
     gpu = accelerator()
-    return {
-        "kind": "gpu" if gpu else "cpu",
-        "name": gpu or cpu_model(),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-    }
+    return Device(
+        kind="gpu" if gpu else "cpu",
+        name=gpu or cpu_model(),
+        cpu=cpu_model(),
+        cpu_count=os.cpu_count(),
+    )
 
 
 def git_commit() -> str | None:
@@ -94,16 +97,17 @@ def git_commit() -> str | None:
     return f"{commit}-dirty" if dirty else commit
 
 
-def collect(*, seed: int | None = None, precision: str | None = None) -> dict[str, object]:
-    """Return the full provenance block stored with every record and baseline."""
-    return {
-        "versions": library_versions(),
-        "backend": keras.backend.backend(),
-        "device": device(),
-        "precision": precision or keras.config.dtype_policy().name,
-        "seed": seed,
-        "git_commit": git_commit(),
-        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "host": platform.node(),
-    }
+def collect(seed: int | None, precision: str, data_digest: str) -> Provenance:
+    """Return the provenance stored with every record: versions, device, commit, time, command."""
+    return Provenance(
+        versions=library_versions(),
+        backend=keras.backend.backend(),
+        device=device(),
+        precision=precision,
+        data_digest=data_digest,
+        started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        seed=seed,
+        git_commit=git_commit(),
+        host=platform.node(),
+    )

@@ -1,153 +1,307 @@
-"""The record of one training run: a versioned JSON document, validated on load.
+"""The record of one training run: one typed definition, one versioned loader.
 
-A record holds everything later steps need (benchmarks, the gate, the report): per-epoch
-metrics and wall times, steady-state throughput, final test metrics, per-layer weight
-summaries, and provenance. It is written atomically; loading rejects a document of another
-schema version or a malformed one, saying which field is wrong.
+A record holds the raw measurements every later step derives its figures from (per-epoch
+metrics and clocks, the FLOP count, the matmul peaks, peak memory), the final test metrics,
+per-layer weight summaries and provenance. Derived figures (samples/s, efficiency) are not
+stored: `bench.metrics` computes them, once, for the gate, the benchmark and the report.
+
+Versions: this harness writes version 2. Version 1 records (which also stored derived timing
+figures, with `{}` for "not yet") are migrated on load; any other version is refused with the
+command that writes a current record. The trainer and the tests build records with the same
+constructors (`RunRecord.start`, `with_epoch`, `finished`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import schema
 from bench.atomic import write_json
+from bench.backends import BACKENDS
+from bench.precisions import POLICIES
+from bench.schema import SchemaError, bounds, one_of, safe_name
 
 SCHEMA = "cnn-mnist-bench/run"
-VERSION = 1
-EPOCH_FIELDS = ("loss", "accuracy", "val_loss", "val_accuracy", "train_seconds", "eval_seconds")
+VERSION = 2
 STATUSES = ("completed", "diverged", "running")
+MAX_SEED = 2**32 - 1
+"""Seeds are NumPy/TensorFlow seeds: unsigned 32-bit."""
 
 
 class RecordError(ValueError):
-    """A run record is malformed or of an unsupported version."""
+    """A run record is malformed or of an unsupported version; the message names the field."""
 
 
-_NUMBER = (int, float)
+@dataclass(frozen=True)
+class ArchInfo:
+    """The architecture a run trained, as the registry describes it."""
 
-# Field -> expected type (a type, a tuple of types, or a nested dict for objects).
-_SHAPE: dict[str, Any] = {
-    "schema": str,
-    "version": int,
-    "status": str,
-    "arch": {
-        "id": str,
-        "section": str,
-        "params": int,
-        "conv_layers": int,
-        "dropout": bool,
-        "batch_norm": bool,
-    },
-    "config": {
-        "budget": {"name": str, "epochs": int},
-        "seed": int,
-        "batch_size": int,
-        "eval_batch_size": int,
-        "optimizer": str,
-        "learning_rate": _NUMBER,
-        "precision": str,
-        "train_samples": int,
-        "test_samples": int,
-    },
-    "epochs": list,
-    "timing": dict,
-    "final": dict,
-    "weights": dict,
-    "provenance": {
-        "versions": dict,
-        "backend": str,
-        "device": {"kind": str, "name": str},
-        "precision": str,
-        "data_digest": str,
-        "started_at": str,
-        "command": str,
-    },
-}
+    id: str = field(metadata=safe_name())
+    section: str
+    params: int = field(metadata=bounds(1))
+    conv_layers: int = field(metadata=bounds(0))
+    dropout: bool
+    batch_norm: bool
 
 
-def _check(document: Any, shape: dict[str, Any], where: str) -> None:
-    if not isinstance(document, dict):
-        raise RecordError(f"{where or 'record'}: expected an object, got {type(document).__name__}")
-    for key, expected in shape.items():
-        path = f"{where}.{key}" if where else key
-        if key not in document:
-            raise RecordError(f"{path}: missing")
-        value = document[key]
-        if isinstance(expected, dict):
-            _check(value, expected, path)
-        elif (
-            isinstance(value, bool)
-            and expected is not bool
-            and bool not in (expected if isinstance(expected, tuple) else (expected,))
-        ):
-            raise RecordError(f"{path}: expected {expected}, got a boolean")
-        elif not isinstance(value, expected):
-            raise RecordError(f"{path}: expected {expected}, got {type(value).__name__} {value!r}")
+@dataclass(frozen=True)
+class BudgetInfo:
+    """The budget a run trained under (`bench.budgets.Budget`, as stored)."""
+
+    name: str = field(metadata=safe_name())
+    epochs: int = field(metadata=bounds(1))
+    train_samples: int | None = field(default=None, metadata=bounds(1))
+    test_samples: int | None = field(default=None, metadata=bounds(1))
+    description: str = ""
 
 
-def validate(document: Any) -> dict[str, Any]:
-    """Return `document` if it is a valid record of this version; raise RecordError otherwise."""
-    if not isinstance(document, dict):
-        raise RecordError(f"record: expected a JSON object, got {type(document).__name__}")
-    if document.get("schema") != SCHEMA:
-        raise RecordError(f"schema: expected {SCHEMA!r}, got {document.get('schema')!r}")
-    if document.get("version") != VERSION:
-        raise RecordError(
-            f"version: this harness reads version {VERSION} records, got "
-            f"{document.get('version')!r}; re-run the training to write a current record."
+@dataclass(frozen=True)
+class Config:
+    """Everything that decides a run's numbers; a run resumes only into the same config."""
+
+    budget: BudgetInfo
+    seed: int = field(metadata=bounds(0, MAX_SEED))
+    batch_size: int = field(metadata=bounds(1))
+    eval_batch_size: int = field(metadata=bounds(1))
+    optimizer: str
+    learning_rate: float = field(metadata=bounds(0))
+    precision: str = field(metadata=one_of(*POLICIES))
+    train_samples: int = field(metadata=bounds(1))
+    test_samples: int = field(metadata=bounds(1))
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """One epoch: training metrics, test-set metrics, and the two clocks, read apart."""
+
+    epoch: int = field(metadata=bounds(1))
+    loss: float = field(metadata=bounds(0))
+    accuracy: float = field(metadata=bounds(0, 1))
+    val_loss: float = field(metadata=bounds(0))
+    val_accuracy: float = field(metadata=bounds(0, 1))
+    train_seconds: float = field(metadata=bounds(above=0))
+    eval_seconds: float = field(metadata=bounds(0))
+    compiled: bool
+    """True for the epoch that traced and compiled the train step (the first in a process)."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Raw speed and memory measurements taken after the run, in the same process."""
+
+    training_flops_per_sample: float = field(metadata=bounds(0))
+    peak_flops: float = field(metadata=bounds(above=0))
+    peak_dtype: str
+    peaks: dict[str, float] = field(default_factory=dict, metadata=bounds(above=0))
+    peak_rss_mb: float | None = field(default=None, metadata=bounds(0))
+    peak_device_memory_mb: float | None = field(default=None, metadata=bounds(0))
+
+
+@dataclass(frozen=True)
+class Final:
+    """The trained model's test-set metrics."""
+
+    test_loss: float = field(metadata=bounds(0))
+    test_accuracy: float = field(metadata=bounds(0, 1))
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A histogram of one layer's kernel values."""
+
+    edges: tuple[float, ...]
+    counts: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """One conv or dense kernel: moments, quantiles and a histogram (absent if all NaN)."""
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    count: int = field(metadata=bounds(0))
+    non_finite: int = field(metadata=bounds(0))
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    quantiles: dict[str, float] | None = None
+    histogram: Histogram | None = None
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Where the trained model lies (beside the record) and its per-layer summaries."""
+
+    file: str | None
+    layers: tuple[LayerSummary, ...] = ()
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where the loss stopped being finite."""
+
+    epoch: int = field(metadata=bounds(1))
+    batch: int = field(metadata=bounds(1))
+    loss: str
+
+
+@dataclass(frozen=True)
+class Device:
+    """The device a run trained on: 'cpu' or 'gpu', its name, and the host CPU."""
+
+    kind: str = field(metadata=one_of("cpu", "gpu"))
+    name: str
+    cpu: str | None = None
+    cpu_count: int | None = None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a result came from."""
+
+    versions: dict[str, str]
+    backend: str = field(metadata=one_of(*BACKENDS))
+    device: Device
+    precision: str = field(metadata=one_of(*POLICIES))
+    data_digest: str
+    started_at: str
+    command: str
+    seed: int | None = None
+    git_commit: str | None = None
+    host: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One training run, as written to `record.json`."""
+
+    schema: str = field(metadata=one_of(SCHEMA))
+    version: int
+    status: str = field(metadata=one_of(*STATUSES))
+    arch: ArchInfo
+    config: Config
+    provenance: Provenance
+    epochs: tuple[Epoch, ...] = ()
+    timing: Timing | None = None
+    final: Final | None = None
+    weights: Weights | None = None
+    divergence: Divergence | None = None
+
+    def __post_init__(self) -> None:
+        for index, epoch in enumerate(self.epochs):
+            if epoch.epoch != index + 1:
+                raise ValueError(f"epochs[{index}].epoch: expected {index + 1}, got {epoch.epoch}")
+        if self.status == "completed":
+            if len(self.epochs) != self.config.budget.epochs:
+                raise ValueError(
+                    f"epochs: a completed run has {self.config.budget.epochs} epochs, "
+                    f"found {len(self.epochs)}"
+                )
+            if self.final is None:
+                raise ValueError("final: a completed run has final test metrics")
+        if self.status == "diverged" and self.divergence is None:
+            raise ValueError("divergence: a diverged run says where it diverged")
+
+    @classmethod
+    def start(cls, arch: ArchInfo, config: Config, provenance: Provenance) -> RunRecord:
+        """Return the record of a run that has trained nothing yet."""
+        return cls(SCHEMA, VERSION, "running", arch, config, provenance)
+
+    def with_epoch(self, epoch: Epoch) -> RunRecord:
+        """Return this record with one more finished epoch."""
+        return dataclasses.replace(self, epochs=(*self.epochs, epoch))
+
+    def finished(
+        self,
+        timing: Timing,
+        weights: Weights,
+        final: Final | None = None,
+        divergence: Divergence | None = None,
+    ) -> RunRecord:
+        """Return the record of a finished run: completed with `final`, or diverged."""
+        status = "diverged" if divergence is not None else "completed"
+        return dataclasses.replace(
+            self, status=status, timing=timing, weights=weights, final=final, divergence=divergence
         )
-    _check(document, _SHAPE, "")
-    if document["status"] not in STATUSES:
-        raise RecordError(f"status: expected one of {STATUSES}, got {document['status']!r}")
-    for index, epoch in enumerate(document["epochs"]):
-        for field in ("epoch", *EPOCH_FIELDS):
-            if field not in epoch:
-                raise RecordError(f"epochs[{index}].{field}: missing")
-        if epoch["epoch"] != index + 1:
-            raise RecordError(f"epochs[{index}].epoch: expected {index + 1}, got {epoch['epoch']}")
-    if document["status"] == "completed":
-        budget_epochs = document["config"]["budget"]["epochs"]
-        if len(document["epochs"]) != budget_epochs:
-            found = len(document["epochs"])
-            raise RecordError(f"epochs: a completed run has {budget_epochs} epochs, found {found}")
-        for field in ("test_loss", "test_accuracy"):
-            value = document["final"].get(field)
-            if not isinstance(value, _NUMBER) or not math.isfinite(value):
-                raise RecordError(f"final.{field}: expected a finite number, got {value!r}")
+
+    @property
+    def completed(self) -> bool:
+        """Whether the run trained its whole budget and was evaluated."""
+        return self.status == "completed"
+
+    @property
+    def label(self) -> str:
+        """A short name for messages: architecture, budget and seed."""
+        return f"{self.arch.id} {self.config.budget.name} seed={self.config.seed}"
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the record as JSON-ready data."""
+        return schema.dump(self)
+
+
+def _migrate_v1(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 -> 2: drop the derived timing figures; `{}` meant "not yet" and is now null."""
+    document = dict(document, version=2)
+    timing = document.get("timing")
+    if isinstance(timing, dict):
+        raw = {f.name for f in dataclasses.fields(Timing)}
+        kept = {k: v for k, v in timing.items() if k in raw}
+        document["timing"] = kept if "peak_flops" in kept else None
+    for name in ("final", "weights"):
+        if document.get(name) == {}:
+            document[name] = None
     return document
 
 
-def finite_or_none(value: Any) -> Any:
-    """Return `value` with NaN and infinities (not valid JSON) replaced by None, recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: finite_or_none(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [finite_or_none(item) for item in value]
-    return value
+MIGRATIONS = {1: _migrate_v1}
+"""Version -> a function that lifts a document of that version by one."""
 
 
-def save(document: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Validate and write a record atomically; NaN and infinities are stored as null."""
-    clean = finite_or_none(document)
-    validate(clean)
-    write_json(path, clean)
+def from_json(document: Any) -> RunRecord:
+    """Return a RunRecord from parsed JSON (migrating older versions); raise RecordError."""
+    if not isinstance(document, dict):
+        raise RecordError(f"expected a JSON object, got {type(document).__name__}")
+    if document.get("schema") != SCHEMA:
+        raise RecordError(f"schema: expected {SCHEMA!r}, got {document.get('schema')!r}")
+    version = document.get("version")
+    while version in MIGRATIONS:
+        document = MIGRATIONS[version](document)
+        version = document["version"]
+    if version != VERSION:
+        raise RecordError(
+            f"version: this harness reads run records of versions 1-{VERSION}, got {version!r}; "
+            "train the run again to write a current record (python -m bench run ... --force)."
+        )
+    try:
+        return schema.load(RunRecord, document)
+    except SchemaError as error:
+        raise RecordError(str(error)) from None
+
+
+def save(record: RunRecord, path: str | os.PathLike[str]) -> Path:
+    """Validate a record as a reader would (types, ranges) and write it atomically."""
+    document = record.to_json()
+    from_json(document)
+    write_json(path, document)
     return Path(path)
 
 
-def load(path: str | os.PathLike[str]) -> dict[str, Any]:
+def load(path: str | os.PathLike[str]) -> RunRecord:
     """Read and validate a record; errors name the file and the faulty field."""
     try:
         document = json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise
-    except (OSError, json.JSONDecodeError) as error:
-        raise RecordError(f"{path}: not a readable JSON record ({error})") from error
+        raise RecordError(f"{path}: no such record") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RecordError(f"{path}: not a readable JSON record ({error})") from None
     try:
-        return validate(document)
+        return from_json(document)
     except RecordError as error:
         raise RecordError(f"{path}: {error}") from None

@@ -3,97 +3,56 @@
 The recipe is the notebook's: Adam with Keras' defaults, categorical cross-entropy, accuracy,
 batch size 128, evaluation on the test set after every epoch, then a final evaluation.
 
-Training and evaluation are timed apart (Keras' printed step time includes validation, keras
-issue 16286). Each epoch's shuffle and each dropout layer's random state are derived from
-(seed, epoch), so an interrupted run that resumes from its last checkpoint replays exactly the
-epochs it has left and ends with the same history as an uninterrupted one.
+`Trainer` drives one run epoch by epoch; its folder (`bench.runfolder`) keeps the checkpoint
+and the record, and `bench.measure` takes the measurements after the run. Training and
+evaluation are timed apart (Keras' printed step time includes validation, keras issue
+16286). Each epoch's shuffle and each dropout layer's random state derive from (seed,
+epoch), so a run that resumes from its last checkpoint replays exactly the epochs it has
+left and ends with the same history as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import statistics
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from archs import REGISTRY, ArchSpec
-from bench import provenance, records
+from archs import REGISTRY
+from bench import measure, provenance
 from bench.budgets import DEFAULT_BUDGET, Budget, get_budget
 from bench.data import Arrays, dataset_fingerprint, load_mnist, preprocess
-from bench.flops import training_flops
-from bench.memory import device_peak_mb, host_peak_rss_mb, reset_device_peak
-from bench.peak import compute_dtype, matmul_peak
+from bench.memory import reset_device_peak
 from bench.precisions import DEFAULT_PRECISION, resolve
+from bench.progress import LiveProgress, Writer, stderr_writer
+from bench.records import ArchInfo, BudgetInfo, Config, Divergence, Epoch, Final, RunRecord, Weights
+from bench.runfolder import RunFolder
 
 BATCH_SIZE = 128
 EVAL_BATCH_SIZE = 1024
-CHECKPOINT = "checkpoint.keras"
-RECORD = "record.json"
-MODEL_FILE = "model.keras"
-
-Writer = Callable[[str], None]
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run was stopped and recorded as diverged."""
 
 
-class DivergenceGuard(keras.callbacks.Callback):
-    """Stop training at the first batch whose loss is not finite, and remember where."""
+class StopOnNonFinite(keras.callbacks.TerminateOnNaN):
+    """Keras' TerminateOnNaN, remembering the batch and loss where it stopped the run."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.epoch = 0
-        self.at: dict[str, Any] | None = None
+        self.at: tuple[int, str] | None = None
 
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.at = {"epoch": self.epoch + 1, "batch": batch + 1, "loss": str(float(loss))}
-            self.model.stop_training = True
-
-
-class LiveProgress(keras.callbacks.Callback):
-    """Print a line every few seconds within an epoch: epoch x/N, batch, loss, accuracy, ETA."""
-
-    def __init__(self, label: str, epoch: int, epochs: int, steps: int, write: Writer) -> None:
-        super().__init__()
-        self.label, self.epoch, self.epochs, self.steps, self.write = (
-            label,
-            epoch,
-            epochs,
-            steps,
-            write,
-        )
-        self.started = self.last = time.perf_counter()
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        now = time.perf_counter()
-        if now - self.last < 10 or batch + 1 == self.steps:
-            return
-        self.last = now
-        logs = logs or {}
-        left = (now - self.started) / (batch + 1) * (self.steps - batch - 1)
-        self.write(
-            f"{self.label} epoch {self.epoch}/{self.epochs} batch {batch + 1}/{self.steps} "
-            f"loss {float(logs.get('loss', math.nan)):.4f} "
-            f"acc {float(logs.get('accuracy', math.nan)):.4f} ~{left:.0f}s left in epoch"
-        )
-
-
-def stderr_writer(line: str) -> None:
-    """Write a progress line to standard error, flushed."""
-    print(line, file=sys.stderr, flush=True)
+        if self.at is None and loss is not None and not math.isfinite(float(loss)):
+            self.at = (batch + 1, str(float(loss)))
+        super().on_batch_end(batch, logs)
 
 
 def configure_determinism(seed: int) -> None:
@@ -118,94 +77,6 @@ def _reseed_dropout(model: keras.Model, seed: int, epoch: int) -> None:
             generator.state.assign(np.array([value, 0], dtype=generator.state.dtype))
 
 
-def weight_summaries(model: keras.Model) -> list[dict[str, Any]]:
-    """Summarise each conv and dense kernel: moments, quantiles and a histogram, for violins.
-
-    Non-finite weights (a diverged run) are counted and left out of the statistics.
-    """
-    quantile_levels = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-    layers = []
-    for layer in model.layers:
-        kernel = getattr(layer, "kernel", None)
-        if kernel is None:
-            continue
-        values = keras.ops.convert_to_numpy(kernel).astype(np.float64).ravel()
-        finite = values[np.isfinite(values)]
-        summary: dict[str, Any] = {
-            "name": layer.name,
-            "kind": type(layer).__name__,
-            "shape": list(kernel.shape),
-            "count": int(values.size),
-            "non_finite": int(values.size - finite.size),
-        }
-        if finite.size:
-            counts, edges = np.histogram(finite, bins=64)
-            quantiles = np.quantile(finite, quantile_levels)
-            summary |= {
-                "mean": float(finite.mean()),
-                "std": float(finite.std()),
-                "min": float(finite.min()),
-                "max": float(finite.max()),
-                "quantiles": {
-                    str(q): float(v) for q, v in zip(quantile_levels, quantiles, strict=True)
-                },
-                "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
-            }
-        layers.append(summary)
-    return layers
-
-
-def _timing(epochs: list[dict[str, Any]], train_samples: int) -> dict[str, Any]:
-    """Return first (compiling) epochs apart from steady-state ones, and steady throughput.
-
-    `best_*` uses the fastest steady epoch: on shared machines a whole epoch is sometimes
-    throttled (seen here: 3.1's epochs at either ~11 s or ~20.5 s), and the fastest epoch is
-    the robust estimate of what the code achieves, as pytest-benchmark's `min` is.
-    """
-    first = [e["train_seconds"] for e in epochs if e["compiled"]]
-    steady = [e["train_seconds"] for e in epochs if not e["compiled"]]
-    median = statistics.median(steady) if steady else None
-    best = min(steady) if steady else None
-    return {
-        "first_epoch_seconds": first[0] if first else None,
-        "steady_epoch_seconds": median,
-        "best_epoch_seconds": best,
-        "steady_epochs": len(steady),
-        "steady_samples_per_second": train_samples / median if median else None,
-        "best_samples_per_second": train_samples / best if best else None,
-        "train_seconds_total": sum(e["train_seconds"] for e in epochs),
-        "eval_seconds_total": sum(e["eval_seconds"] for e in epochs),
-    }
-
-
-def _efficiency(
-    model: keras.Model, epochs: list[dict[str, Any]], train_samples: int, precision: str
-) -> dict[str, Any]:
-    """Return achieved training FLOP/s (fastest steady epoch) and its fraction of the peak.
-
-    The peak is probed right after each run, in the same process, so that both numbers see
-    the same machine state (another job starting later on a shared machine moves both).
-    `peaks` also holds float32's and bfloat16's, so that runs in either precision can be set
-    against the device's two main limits.
-    """
-    dtype = compute_dtype(precision)
-    peaks = {name: matmul_peak(name) for name in dict.fromkeys((dtype, "float32", "bfloat16"))}
-    peak = peaks[dtype]
-    per_sample = training_flops(model)
-    steady = [e["train_seconds"] for e in epochs if not e["compiled"]]
-    achieved = per_sample * train_samples / min(steady) if steady else None
-    return {
-        "training_flops_per_sample": per_sample,
-        "achieved_flops": achieved,
-        "peak_flops": peak,
-        "peak_dtype": dtype,
-        "peaks": peaks,
-        "efficiency": achieved / peak if achieved else None,
-        "peak_rss_mb": host_peak_rss_mb(),
-        "peak_device_memory_mb": device_peak_mb(),
-    }
-
-
 def _compile(model: keras.Model, learning_rate: float) -> None:
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
@@ -216,7 +87,10 @@ def _compile(model: keras.Model, learning_rate: float) -> None:
 
 def _subset(x: np.ndarray, y: np.ndarray, count: int | None) -> tuple[np.ndarray, np.ndarray]:
     if count is not None and count > len(x):
-        raise ValueError(f"budget asks for {count} samples but the split has {len(x)}")
+        raise ValueError(
+            f"the budget asks for {count} samples but the split has {len(x)}; "
+            f"use --train-samples {len(x)} or fewer"
+        )
     return preprocess(x[:count], y[:count])
 
 
@@ -230,31 +104,6 @@ def default_data() -> Arrays:
     return _DATA_CACHE["mnist"]
 
 
-def _resume_state(
-    run_dir: Path, config: dict[str, Any], write: Writer, label: str
-) -> tuple[list[dict[str, Any]], keras.Model | None]:
-    record_path, checkpoint = run_dir / RECORD, run_dir / CHECKPOINT
-    if not record_path.exists():
-        return [], None
-    previous = records.load(record_path)
-    if previous["config"] != config:
-        raise ValueError(
-            f"{record_path} holds a run with another configuration; use another output folder "
-            f"or delete it. Stored: {previous['config']}; asked: {config}"
-        )
-    if previous["status"] != "running" or not checkpoint.exists():
-        return [], None
-    epochs = previous["epochs"]
-    write(f"{label} resuming from {checkpoint} after epoch {len(epochs)}")
-    return epochs, keras.models.load_model(checkpoint)
-
-
-def _save_checkpoint(model: keras.Model, run_dir: Path) -> None:
-    temp = run_dir / f".{CHECKPOINT}.tmp.keras"
-    model.save(temp)
-    os.replace(temp, run_dir / CHECKPOINT)
-
-
 class Trainer:
     """One run, driven epoch by epoch: `start`, then `train_epoch` / `evaluate_epoch`, `finish`.
 
@@ -265,11 +114,10 @@ class Trainer:
         arch_id: a registry id.
         budget: a budget name from `bench.budgets.BUDGETS`, or a Budget.
         seed: seeds weights, shuffling and dropout; the same seed gives the same history.
-        out_dir: where the record, checkpoint and trained model go (`<out_dir>/record.json`).
-            A run whose folder holds an unfinished record resumes after its last epoch.
-        precision: a Keras dtype policy name (float32, mixed_bfloat16, mixed_float16), or
-            `auto` (the default): the fastest policy measured to keep float32's accuracy on
-            this kind of device (`bench.precisions`). The record stores the resolved policy.
+        out_dir: the run's folder (record, checkpoint, trained model); None keeps nothing.
+            A folder that holds an unfinished run of this configuration resumes it.
+        precision: a Keras dtype policy name, or `auto` (`bench.precisions`); the record
+            stores the resolved policy.
         learning_rate: Adam's learning rate (Keras' default 0.001, as in the notebook).
         data: verified MNIST arrays; loaded with `load_mnist()` when omitted.
         callbacks: extra Keras callbacks for the training epochs.
@@ -293,35 +141,35 @@ class Trainer:
     ) -> None:
         if arch_id not in REGISTRY:
             raise ValueError(f"Unknown architecture {arch_id!r}. Valid ids: {', '.join(REGISTRY)}")
-        precision = resolve(precision)
-        self.spec: ArchSpec = REGISTRY[arch_id]
+        self.spec = REGISTRY[arch_id]
         self.budget = get_budget(budget) if isinstance(budget, str) else budget
-        self.seed, self.precision, self.learning_rate = seed, precision, learning_rate
-        self.callbacks, self.write, self.resume = list(callbacks), write, resume
-        self.run_dir = Path(out_dir) if out_dir is not None else None
+        self.seed, self.precision = seed, resolve(precision)
+        self.learning_rate, self.callbacks = learning_rate, list(callbacks)
+        self.write, self.resume = write, resume
+        self.folder = RunFolder(Path(out_dir)) if out_dir is not None else None
         arrays = data if data is not None else default_data()
         self.data_digest = dataset_fingerprint(arrays)
         (x_train, y_train), (x_test, y_test) = arrays
         self.x, self.y = _subset(x_train, y_train, self.budget.train_samples)
         self.xt, self.yt = _subset(x_test, y_test, self.budget.test_samples)
-        self.config = {
-            "budget": self.budget.as_dict(),
-            "seed": seed,
-            "batch_size": BATCH_SIZE,
-            "eval_batch_size": EVAL_BATCH_SIZE,
-            "optimizer": "adam",
-            "learning_rate": learning_rate,
-            "precision": precision,
-            "train_samples": len(self.x),
-            "test_samples": len(self.xt),
-        }
+        self.config = Config(
+            budget=BudgetInfo(**self.budget.as_dict()),
+            seed=seed,
+            batch_size=BATCH_SIZE,
+            eval_batch_size=EVAL_BATCH_SIZE,
+            optimizer="adam",
+            learning_rate=learning_rate,
+            precision=self.precision,
+            train_samples=len(self.x),
+            test_samples=len(self.xt),
+        )
         self.label = f"[{arch_id} {self.budget.name} seed={seed}]"
         self.model: keras.Model | None = None
-        self.epochs: list[dict[str, Any]] = []
-        self.guard = DivergenceGuard()
+        self.record: RunRecord | None = None
+        self.guard = StopOnNonFinite()
+        self.divergence: Divergence | None = None
         self.pending: dict[str, Any] | None = None
         self.compiled = True
-        self.document: dict[str, Any] = {}
         self._previous_policy: Any = None
 
     @property
@@ -330,9 +178,14 @@ class Trainer:
         return self.guard.at is not None
 
     @property
+    def done_epochs(self) -> int:
+        """How many epochs have been trained and evaluated."""
+        return len(self.record.epochs) if self.record else 0
+
+    @property
     def next_epoch(self) -> int:
         """The 1-based number of the epoch `train_epoch` would train next."""
-        return len(self.epochs) + (self.pending is not None) + 1
+        return self.done_epochs + (self.pending is not None) + 1
 
     @property
     def epochs_left(self) -> int:
@@ -346,52 +199,45 @@ class Trainer:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def completed_record(self) -> RunRecord | None:
+        """Return the folder's completed record of this very configuration and data, if any."""
+        return self.folder.completed(self.config, self.data_digest) if self.folder else None
+
     def start(self) -> None:
         """Set the precision policy and seeds; resume from a checkpoint or build afresh."""
         self._previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.precision)
         configure_determinism(self.seed)
         reset_device_peak()
-        if self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+        resumed = None
+        if self.folder is not None:
+            self.folder.path.mkdir(parents=True, exist_ok=True)
             if not self.resume:
-                for name in (RECORD, CHECKPOINT, MODEL_FILE):
-                    (self.run_dir / name).unlink(missing_ok=True)
-            self.epochs, self.model = _resume_state(
-                self.run_dir, self.config, self.write, self.label
-            )
-        if self.model is None:
-            self.epochs = []
-            self.model = self.spec.build()
-            _compile(self.model, self.learning_rate)
-        self.document = {
-            "schema": records.SCHEMA,
-            "version": records.VERSION,
-            "status": "running",
-            "arch": {
-                "id": self.spec.arch_id,
-                "section": self.spec.section,
-                "params": self.model.count_params(),
-                "conv_layers": self.spec.conv_layers,
-                "dropout": self.spec.dropout,
-                "batch_norm": self.spec.batch_norm,
-            },
-            "config": self.config,
-            "epochs": self.epochs,
-            "timing": {},
-            "final": {},
-            "weights": {},
-            "divergence": None,
-            "provenance": {
-                **provenance.collect(seed=self.seed, precision=self.precision),
-                "data_digest": self.data_digest,
-            },
-        }
+                self.folder.clear()
+            resumed = self.folder.resumable(self.config)
+        if resumed is not None and self.folder is not None:
+            self.write(f"{self.label} resuming from {self.folder.checkpoint} after epoch "
+                       f"{len(resumed.epochs)}")  # fmt: skip
+            self.model = keras.models.load_model(self.folder.checkpoint)
+            self.record = resumed
+            return
+        self.model = self.spec.build()
+        _compile(self.model, self.learning_rate)
+        arch = ArchInfo(
+            id=self.spec.arch_id,
+            section=self.spec.section,
+            params=self.model.count_params(),
+            conv_layers=self.spec.conv_layers,
+            dropout=self.spec.dropout,
+            batch_norm=self.spec.batch_norm,
+        )
+        prov = provenance.collect(self.seed, self.precision, self.data_digest)
+        self.record = RunRecord.start(arch, self.config, prov)
 
-    def _started(self) -> keras.Model:
-        if self.model is None:
+    def _started(self) -> tuple[keras.Model, RunRecord]:
+        if self.model is None or self.record is None:
             raise RuntimeError(f"{self.label}: call start() (or use `with Trainer(...)`) first")
-        return self.model
+        return self.model, self.record
 
     def close(self) -> None:
         """Restore the dtype policy that was in force before `start`."""
@@ -405,7 +251,7 @@ class Trainer:
             self.evaluate_epoch()
         if self.epochs_left <= 0:
             return
-        model = self._started()
+        model, _ = self._started()
         epoch = self.next_epoch
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
         _reseed_dropout(model, self.seed, epoch)
@@ -423,100 +269,68 @@ class Trainer:
         )
         seconds = time.perf_counter() - started
         if self.guard.at is not None:
-            self.guard.at["epoch"] = epoch
-            self.document["status"] = "diverged"
-            self.document["divergence"] = self.guard.at
-            self.write(f"{self.label} DIVERGED at {self.guard.at}")
+            self.write(f"{self.label} DIVERGED in epoch {epoch} at batch {self.guard.at[0]}")
+            self.divergence = Divergence(epoch, *self.guard.at)
             return
         logs = {key: float(values[-1]) for key, values in history.history.items()}
         self.pending = {"epoch": epoch, "logs": logs, "train_seconds": seconds}
+
+    def _evaluate(self) -> dict[str, float]:
+        model, _ = self._started()
+        return model.evaluate(
+            self.xt, self.yt, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True
+        )
 
     def evaluate_epoch(self) -> None:
         """Evaluate on the test set after the last trained epoch; record it; checkpoint."""
         if self.pending is None:
             return
-        model = self._started()
+        model, record = self._started()
         pending, self.pending = self.pending, None
         started = time.perf_counter()
-        evaluated = model.evaluate(
-            self.xt, self.yt, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True
-        )
-        eval_seconds = time.perf_counter() - started
-        epoch, logs = pending["epoch"], pending["logs"]
-        self.epochs.append(
-            {
-                "epoch": epoch,
-                "loss": logs["loss"],
-                "accuracy": logs["accuracy"],
-                "val_loss": float(evaluated["loss"]),
-                "val_accuracy": float(evaluated["accuracy"]),
-                "train_seconds": pending["train_seconds"],
-                "eval_seconds": eval_seconds,
-                "compiled": self.compiled,
-            }
+        evaluated = self._evaluate()
+        epoch, logs, train_seconds = pending["epoch"], pending["logs"], pending["train_seconds"]
+        self.record = record.with_epoch(
+            Epoch(
+                epoch=epoch,
+                loss=logs["loss"],
+                accuracy=logs["accuracy"],
+                val_loss=float(evaluated["loss"]),
+                val_accuracy=float(evaluated["accuracy"]),
+                train_seconds=train_seconds,
+                eval_seconds=time.perf_counter() - started,
+                compiled=self.compiled,
+            )
         )
         self.compiled = False
-        left = (self.budget.epochs - epoch) * (pending["train_seconds"] + eval_seconds)
+        left = (self.budget.epochs - epoch) * (train_seconds + self.record.epochs[-1].eval_seconds)
         self.write(
             f"{self.label} epoch {epoch}/{self.budget.epochs} loss {logs['loss']:.4f} "
             f"acc {logs['accuracy']:.4f} val_loss {evaluated['loss']:.4f} "
-            f"val_acc {evaluated['accuracy']:.4f} train {pending['train_seconds']:.1f}s "
-            f"~{left:.0f}s left"
+            f"val_acc {evaluated['accuracy']:.4f} train {train_seconds:.1f}s ~{left:.0f}s left"
         )
-        if self.run_dir is not None and epoch < self.budget.epochs:
-            _save_checkpoint(model, self.run_dir)
-            records.save(self.document, self.run_dir / RECORD)
+        if self.folder is not None and epoch < self.budget.epochs:
+            self.folder.save_epoch(model, self.record)
 
-    def finish(self) -> dict[str, Any]:
-        """Evaluate the final model, fill in timing and weights, write the record; return it."""
+    def finish(self) -> RunRecord:
+        """Evaluate the final model, measure, write the record and model; return the record."""
         self.evaluate_epoch()
-        model = self._started()
-        document = self.document
-        document["timing"] = _timing(self.epochs, len(self.x)) | _efficiency(
-            model, self.epochs, len(self.x), self.precision
+        model, record = self._started()
+        weights = Weights(
+            file=self.folder.model.name if self.folder else None,
+            layers=measure.weight_summaries(model),
         )
-        if document["status"] == "running" and self.epochs_left == 0:
-            final = model.evaluate(
-                self.xt, self.yt, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True
-            )
-            document["final"] = {
-                "test_loss": float(final["loss"]),
-                "test_accuracy": float(final["accuracy"]),
-            }
-            document["status"] = "completed"
-        document["weights"] = {
-            "file": MODEL_FILE if self.run_dir is not None else None,
-            "layers": weight_summaries(model),
-        }
-        if self.run_dir is not None:
-            temp = self.run_dir / f".{MODEL_FILE}.tmp.keras"
-            model.save(temp)
-            os.replace(temp, self.run_dir / MODEL_FILE)
-            records.save(document, self.run_dir / RECORD)
-            (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
-        else:
-            records.validate(records.finite_or_none(document))
-        return document
-
-
-def completed_record(trainer: Trainer) -> dict[str, Any] | None:
-    """Return the completed record in the trainer's folder if it ran this very configuration.
-
-    Same configuration (budget, seed, precision as resolved, recipe) and the same data digest;
-    anything else is None, and the run trains (or resumes) as usual.
-    """
-    if trainer.run_dir is None or not (trainer.run_dir / RECORD).exists():
-        return None
-    try:
-        previous = records.load(trainer.run_dir / RECORD)
-    except records.RecordError:
-        return None
-    same = (
-        previous["status"] == "completed"
-        and previous["config"] == trainer.config
-        and previous["provenance"]["data_digest"] == trainer.data_digest
-    )
-    return previous if same else None
+        timing = measure.timing(model, self.precision)
+        if self.diverged:
+            record = record.finished(timing, weights, divergence=self.divergence)
+        elif self.epochs_left == 0:
+            final = self._evaluate()
+            result = Final(test_loss=float(final["loss"]), test_accuracy=float(final["accuracy"]))
+            record = record.finished(timing, weights, final=result)
+        self.record = record
+        if self.folder is not None:
+            self.folder.save_final(model, record)
+        return record
 
 
 def train_run(
@@ -527,7 +341,7 @@ def train_run(
     raise_on_divergence: bool = False,
     keep_completed: bool = False,
     **options: Any,
-) -> dict[str, Any]:
+) -> RunRecord:
     """Train one architecture under one budget and seed; return (and write) its record.
 
     Keyword options are those of `Trainer`. With `raise_on_divergence`, a run whose loss
@@ -537,15 +351,15 @@ def train_run(
     """
     trainer = Trainer(arch_id, budget, seed, **options)
     if keep_completed:
-        kept = completed_record(trainer)
-        if kept is not None:
-            trainer.write(f"{trainer.label} kept {trainer.run_dir / RECORD}: already completed")
+        kept = trainer.completed_record()
+        if kept is not None and trainer.folder is not None:
+            trainer.write(f"{trainer.label} kept {trainer.folder.record}: already completed")
             return kept
     with trainer:
         while trainer.epochs_left > 0:
             trainer.train_epoch()
             trainer.evaluate_epoch()
-        document = trainer.finish()
-    if document["status"] == "diverged" and raise_on_divergence:
-        raise TrainingDiverged(f"{trainer.label} diverged: {document['divergence']}")
-    return document
+        record = trainer.finish()
+    if record.status == "diverged" and raise_on_divergence:
+        raise TrainingDiverged(f"{trainer.label} diverged: {record.divergence}")
+    return record

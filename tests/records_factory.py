@@ -1,31 +1,69 @@
-"""Valid run records for tests that need no training."""
+"""Valid run records for tests that need no training, built with the trainer's constructors."""
 
 from archs import REGISTRY
-from bench import records
+from bench.records import (
+    ArchInfo,
+    BudgetInfo,
+    Config,
+    Device,
+    Epoch,
+    Final,
+    Provenance,
+    RunRecord,
+    Timing,
+    Weights,
+)
 
 
-def make_record(arch_id="model_1_a", seed=0, acc=0.95, epochs=3, budget="ci", model_file=None):
+def make_record(
+    arch_id="model_1_a",
+    seed=0,
+    acc=0.95,
+    loss=0.2,
+    epochs=3,
+    budget="ci",
+    model_file=None,
+    precision="float32",
+    train_samples=4096,
+    epoch_seconds=1.0,
+    efficiency=0.5,
+    device="Intel(R) Xeon(R) Processor",
+    versions=None,
+    status="completed",
+):
+    """Return a record of `epochs` epochs: the first compiling (3 s), the rest `epoch_seconds`.
+
+    The FLOP count is set so that the run's efficiency (fastest steady epoch) is `efficiency`.
+    """
     spec = REGISTRY[arch_id]
-    return {
-        "schema": records.SCHEMA,
-        "version": records.VERSION,
-        "status": "completed",
-        "arch": {"id": arch_id, "section": spec.section, "params": spec.params,
-                 "conv_layers": spec.conv_layers, "dropout": spec.dropout,
-                 "batch_norm": spec.batch_norm},
-        "config": {"budget": {"name": budget, "epochs": epochs}, "seed": seed, "batch_size": 128,
-                   "eval_batch_size": 1024, "optimizer": "adam", "learning_rate": 0.001,
-                   "precision": "float32", "train_samples": 4096, "test_samples": 2000},
-        "epochs": [{"epoch": e, "loss": 1.0 / e, "accuracy": acc - 0.1 / e, "val_loss": 0.9 / e,
-                    "val_accuracy": acc - 0.05 / e, "train_seconds": 1.0, "eval_seconds": 0.1,
-                    "compiled": e == 1} for e in range(1, epochs + 1)],
-        "timing": {"steady_epoch_seconds": 1.0, "steady_samples_per_second": 4096.0,
-                   "efficiency": 0.5, "first_epoch_seconds": 2.0,
-                   "training_flops_per_sample": 1, "peak_flops": 8192.0},
-        "final": {"test_loss": 0.2, "test_accuracy": acc},
-        "weights": {"file": model_file, "layers": []},
-        "divergence": None,
-        "provenance": {"versions": {"keras": "3"}, "backend": "tensorflow",
-                       "device": {"kind": "cpu", "name": "cpu"}, "precision": "float32",
-                       "data_digest": "0" * 64, "started_at": "t", "command": "c"},
-    }  # fmt: skip
+    config = Config(
+        budget=BudgetInfo(budget, epochs, train_samples, 2000, "test budget"),
+        seed=seed, batch_size=128, eval_batch_size=1024, optimizer="adam",
+        learning_rate=0.001, precision=precision, train_samples=train_samples,
+        test_samples=2000,
+    )  # fmt: skip
+    provenance = Provenance(
+        versions=versions if versions is not None else {"keras": "3.0", "tensorflow": "2.0"},
+        backend="tensorflow", device=Device("cpu", device), precision=precision,
+        data_digest="0" * 64, started_at=f"2026-11-25T00:00:0{seed % 10}+00:00",
+        command="pytest bench", seed=seed, git_commit="abc",
+    )  # fmt: skip
+    arch = ArchInfo(arch_id, spec.section, spec.params, spec.conv_layers, spec.dropout,
+                    spec.batch_norm)  # fmt: skip
+    record = RunRecord.start(arch, config, provenance)
+    for e in range(1, epochs + 1):
+        record = record.with_epoch(
+            Epoch(epoch=e, loss=1.0 / e, accuracy=max(acc - 0.1 / e, 0.0), val_loss=0.9 / e,
+                  val_accuracy=max(acc - 0.05 / e, 0.0),
+                  train_seconds=3.0 if e == 1 else epoch_seconds, eval_seconds=0.1,
+                  compiled=e == 1)
+        )  # fmt: skip
+    if status == "running":
+        return record
+    peak = 1e9
+    flops = efficiency * peak * epoch_seconds / train_samples
+    timing = Timing(training_flops_per_sample=flops, peak_flops=peak, peak_dtype="float32",
+                    peaks={"float32": peak}, peak_rss_mb=1536.0)  # fmt: skip
+    return record.finished(
+        timing, Weights(file=model_file), Final(test_loss=loss, test_accuracy=acc)
+    )

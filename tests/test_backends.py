@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from archs import REGISTRY
+from bench.backends import BACKENDS
 
 SCRIPT = """
 import json
@@ -32,12 +33,11 @@ for arch_id, spec in REGISTRY.items():
 print(json.dumps(out))
 """
 
-BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 
-@pytest.mark.parametrize("backend", list(BACKEND_MODULES))
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_all_architectures_run_on_backend(backend):
-    if importlib.util.find_spec(BACKEND_MODULES[backend]) is None:
+    if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed: pip install '.[backends]' to test it")
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(

@@ -1,4 +1,4 @@
-"""The --cnnbench-* options: bad values stop pytest with a message listing the valid ones."""
+"""The --cnnbench-* options (plugin loaded by its entry point): bad values are usage errors."""
 
 import pytest
 
@@ -9,31 +9,46 @@ import pytest
         ("--cnnbench-archs=model_9", "unknown architecture(s) ['model_9']; valid: model_1_a"),
         ("--cnnbench-seeds=a", "seeds are comma-separated non-negative integers"),
         ("--cnnbench-seeds=1,1", "seeds must be distinct"),
+        ("--cnnbench-seeds=4294967296", "a seed is an integer from 0 to 4294967295"),
         (
             "--cnnbench-budget=huge",
             "invalid choice: 'huge' (choose from 'smoke', 'ci', 'small', 'full')",
         ),
         ("--cnnbench-precision=fp8", "invalid choice: 'fp8'"),
         ("--cnnbench-backend=mxnet", "invalid choice: 'mxnet'"),
-        ("--cnnbench-regen", "--cnnbench-regen needs at least 2 seeds"),
+        ("--cnnbench-regen", "regenerating a baseline needs at least 2 seeds"),
     ],
 )
 def test_bad_option_values_are_usage_errors(pytester, option, message):
-    result = pytester.runpytest_subprocess("-p", "bench.plugin", option)
+    result = pytester.runpytest_subprocess(option)
     assert result.ret in (pytest.ExitCode.USAGE_ERROR, 2)
     assert message in result.stderr.str()
 
 
 def test_regenerating_with_a_planted_regression_is_refused(pytester):
     result = pytester.runpytest_subprocess(
-        "-p", "bench.plugin", "--cnnbench-regen", "--cnnbench-seeds=0,1", "--cnnbench-plant=lr0"
+        "--cnnbench-regen", "--cnnbench-seeds=0,1", "--cnnbench-plant=lr0"
     )
     assert "would store it" in result.stderr.str()
 
 
 def test_options_are_listed_in_one_group(pytester):
-    result = pytester.runpytest_subprocess("-p", "bench.plugin", "--help")
+    result = pytester.runpytest_subprocess("--help")
     text = result.stdout.str()
     assert "CNN MNIST benchmarks and regression gate:" in text
-    for name in ("budget", "archs", "seeds", "backend", "precision", "gate", "regen", "plant"):
+    for name in (
+        "budget",
+        "archs",
+        "seeds",
+        "backend",
+        "precision",
+        "gate",
+        "regen",
+        "plant",
+        "out",
+        "data",
+        "baselines",
+        "epochs",
+        "train-samples",
+    ):
         assert f"--cnnbench-{name}" in text

@@ -46,7 +46,7 @@ def test_compute_dtype_of_policies():
 
 
 def test_conv_ceiling_counts_three_convolutions_and_measures_each_dtype():
-    from bench import conv_ceiling
+    conv_ceiling = investigation("conv_ceiling")
 
     shape = conv_ceiling.ConvShape("tiny", 5, 3, 4, 2)
     # 4x4 outputs, 4 filters of 2x2x3: forward 2*2*16*4*12 = 3,072 FLOPs; training 3x that.
@@ -55,3 +55,15 @@ def test_conv_ceiling_counts_three_convolutions_and_measures_each_dtype():
     assert [(r["conv"], r["dtype"]) for r in rows] == [("tiny", "float32"), ("tiny", "bfloat16")]
     for row in rows:
         assert row["flops"] > 0 and row["fraction_of_peak"] == row["flops"] / row["peak_flops"]
+
+
+def investigation(name):
+    """Import a one-off investigation (not part of the installed harness) by its file."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "investigations" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

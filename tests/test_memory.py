@@ -4,7 +4,9 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
-from bench.memory import device_peak_mb, host_peak_rss_mb, jax_peak_bytes
+import pytest
+
+from bench.memory import device_peak_mb, jax_peak_bytes
 
 
 def test_host_peak_rss_rises_with_a_touched_allocation():
@@ -19,10 +21,13 @@ def test_host_peak_rss_rises_with_a_touched_allocation():
     )
     before, after, _ = map(float, result.stdout.split())
     assert 200 < after - before < 400
-    assert host_peak_rss_mb() > 0
 
 
 def test_device_memory_is_none_on_a_cpu():
+    from bench.provenance import accelerator
+
+    if accelerator() is not None:
+        pytest.skip("a GPU is present: its memory is reported (tests/test_training.py)")
     assert device_peak_mb() is None
 
 

@@ -39,11 +39,11 @@ def test_no_verdict_without_the_harness():
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_peers_command_runs_each_peer_in_its_own_process(tmp_path):
-    out = tmp_path / "peers.json"
+    out = tmp_path / "peers.json"  # bench.layout.Results(tmp_path).peers_json
     peers = ["notebook", "harness", "harness-fp32", "torch-fp32"]
     result = subprocess.run(
         [sys.executable, "-m", "bench", "peers", "--arch", "model_1_a", "--samples", "512",
-         "--epochs", "2", "--out", str(out), "--peers", *peers],
+         "--epochs", "2", "--out", str(tmp_path), "--peers", *peers],
         capture_output=True, text=True, check=False, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]

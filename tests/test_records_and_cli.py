@@ -1,68 +1,69 @@
-"""Record validation, budgets and the command line's handling of bad input (no training)."""
+"""Run records (typed, validated, migrated), budgets, options and the command line's errors."""
 
-import copy
 import json
+import subprocess
+import sys
 
 import pytest
+from records_factory import make_record
 
 from bench import records
 from bench.budgets import BUDGETS, get_budget
 from bench.cli import main as cli_main
-
-VALID = {
-    "schema": records.SCHEMA,
-    "version": records.VERSION,
-    "status": "completed",
-    "arch": {"id": "model_1_a", "section": "1.1", "params": 113162, "conv_layers": 3,
-             "dropout": False, "batch_norm": False},
-    "config": {"budget": {"name": "smoke", "epochs": 1}, "seed": 0, "batch_size": 128,
-               "eval_batch_size": 1024, "optimizer": "adam", "learning_rate": 0.001,
-               "precision": "float32", "train_samples": 512, "test_samples": 512},
-    "epochs": [{"epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5,
-                "train_seconds": 1.0, "eval_seconds": 0.1, "compiled": True}],
-    "timing": {},
-    "final": {"test_loss": 1.0, "test_accuracy": 0.5},
-    "weights": {"layers": []},
-    "divergence": None,
-    "provenance": {"versions": {}, "backend": "tensorflow",
-                   "device": {"kind": "cpu", "name": "x"}, "precision": "float32",
-                   "data_digest": "0" * 64, "started_at": "t", "command": "c"},
-}  # fmt: skip
+from bench.options import OptionError, Settings
 
 
 def test_a_valid_record_round_trips(tmp_path):
-    path = records.save(VALID, tmp_path / "r.json")
-    assert records.load(path) == VALID
+    record = make_record()
+    path = records.save(record, tmp_path / "r.json")
+    assert records.load(path) == record
+
+
+def _mutate(change):
+    document = make_record(epochs=3).to_json()
+    change(document)
+    return document
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d.update(version=2), "version: this harness reads version 1"),
+        (lambda d: d.update(version=9), "reads run records of versions 1-2, got 9"),
         (lambda d: d.update(schema="other"), "schema: expected"),
         (lambda d: d["config"].pop("seed"), "config.seed: missing"),
-        (lambda d: d["arch"].update(params="many"), "arch.params: expected"),
-        (lambda d: d["arch"].update(dropout=1), "arch.dropout: expected"),
-        (lambda d: d.update(status="fine"), "status: expected one of"),
+        (lambda d: d["config"].update(seed=2**32), r"config\.seed: 4294967296 is outside"),
+        (lambda d: d["arch"].update(params="many"), "arch.params: expected a number"),
+        (lambda d: d["arch"].update(dropout=1), "arch.dropout: expected true or false"),
+        (lambda d: d["arch"].update(id="../x"), r"arch\.id: '\.\./x' is not a safe name"),
+        (lambda d: d.update(status="fine"), "status: 'fine' is not one of"),
         (lambda d: d["epochs"][0].update(epoch=3), r"epochs\[0\]\.epoch: expected 1"),
-        (lambda d: d["epochs"][0].pop("val_loss"), r"epochs\[0\].val_loss: missing"),
+        (lambda d: d["epochs"][0].pop("val_loss"), r"epochs\[0\]\.val_loss: missing"),
+        (lambda d: d["epochs"][0].update(train_seconds=0), r"train_seconds: 0 must be greater"),
         (
-            lambda d: d["final"].update(test_accuracy=None),
-            r"final\.test_accuracy: expected a finite",
+            lambda d: d["epochs"][0].update(loss=float("inf")),
+            r"epochs\[0\]\.loss: expected a finite",
         ),
+        (lambda d: d["final"].update(test_accuracy=7.5), r"final\.test_accuracy: 7\.5 is outside"),
+        (lambda d: d.update(final=None), "a completed run has final test metrics"),
         (lambda d: d["config"]["budget"].update(epochs=2), "a completed run has 2 epochs"),
+        (lambda d: d["timing"].update(peak_flops=-1), r"timing\.peak_flops: -1 must be greater"),
+        (lambda d: d.update(epochs=[1, 2, 3]), r"epochs\[0\]: expected an object"),
+        (lambda d: d.update(colour="red"), r"unknown field\(s\) \['colour'\]"),
     ],
 )
 def test_malformed_records_are_rejected_with_the_field_named(tmp_path, change, message):
-    document = copy.deepcopy(VALID)
-    change(document)
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps(document))
-    with pytest.raises(records.RecordError, match=message):
+    path.write_text(json.dumps(_mutate(change)))
+    with pytest.raises(records.RecordError, match=message) as error:
         records.load(path)
-    with pytest.raises(records.RecordError, match=message):
-        records.save(document, tmp_path / "never.json")
-    assert not (tmp_path / "never.json").exists()
+    assert str(path) in str(error.value)
+
+
+def test_a_record_that_would_not_load_is_never_written(tmp_path):
+    bad = make_record(acc=1.5)
+    with pytest.raises(records.RecordError, match=r"accuracy: 1\.4 is outside \[0, 1\]"):
+        records.save(bad, tmp_path / "never.json")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unreadable_json_names_the_file(tmp_path):
@@ -72,11 +73,18 @@ def test_unreadable_json_names_the_file(tmp_path):
         records.load(path)
 
 
-def test_nan_is_stored_as_null_and_then_rejected_for_a_completed_run(tmp_path):
-    document = copy.deepcopy(VALID)
-    document["final"]["test_loss"] = float("nan")
-    with pytest.raises(records.RecordError, match=r"final\.test_loss"):
-        records.save(document, tmp_path / "r.json")
+def test_version_1_records_are_migrated(tmp_path):
+    current = make_record().to_json()
+    legacy = dict(current, version=1)
+    legacy["timing"] = {**current["timing"], "steady_samples_per_second": 1.0, "efficiency": 0.4}
+    running = dict(legacy, status="running", timing={}, final={}, weights={})
+    for document in (legacy, running):
+        path = tmp_path / f"{document['status']}.json"
+        path.write_text(json.dumps(document))
+        loaded = records.load(path)
+        assert loaded.version == 2
+    assert records.load(tmp_path / "completed.json").timing == make_record().timing
+    assert records.load(tmp_path / "running.json").timing is None
 
 
 def test_budgets_are_named_and_overridable():
@@ -92,9 +100,10 @@ def test_budgets_are_named_and_overridable():
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "--arch", "model_9"], "invalid choice: 'model_9'"),
+        (["run", "--arch", "model_9"], "unknown architecture(s) ['model_9']"),
         (["run", "--budget", "huge"], "invalid choice: 'huge'"),
-        (["run", "--seeds", "-1"], "non-negative integer"),
+        (["run", "--seeds", "-1"], "a seed is an integer from 0 to 4294967295"),
+        (["run", "--seeds", str(2**32)], "a seed is an integer from 0 to 4294967295"),
         (["run", "--epochs", "0"], "positive integer"),
         (["run", "--precision", "fp8"], "invalid choice: 'fp8'"),
         (["run", "--bogus"], "unrecognized arguments: --bogus"),
@@ -105,3 +114,51 @@ def test_cli_rejects_bad_input_listing_valid_values(capsys, argv, message):
         cli_main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_cli_and_pytest_read_the_same_options_the_same_way():
+    import argparse
+
+    from bench.cli import build_parser
+    from bench.options import PYTEST_PREFIX, add_options
+
+    cli = build_parser().parse_args(
+        ["run", "--arch", "model_1_a,model_2_a", "model_3_a", "--seeds", "0,1", "2"]
+    )
+    plugin_parser = argparse.ArgumentParser()
+    add_options(plugin_parser.add_argument, ("archs", "seeds", "out"), prefix=PYTEST_PREFIX)
+    plugin = plugin_parser.parse_args(
+        ["--cnnbench-archs=model_1_a,model_2_a,model_3_a", "--cnnbench-seeds=0,1,2"]
+    )
+    from_cli = Settings.parse(lambda d: getattr(cli, d, None))
+    from_plugin = Settings.parse(lambda d: getattr(plugin, d, None))
+    assert from_cli == from_plugin
+    assert from_cli.archs == ("model_1_a", "model_2_a", "model_3_a")
+    assert from_cli.seeds == (0, 1, 2) and str(from_cli.out) == "results"
+    with pytest.raises(OptionError, match="seeds must be distinct"):
+        Settings.parse(lambda d: [[1], [1]] if d == "seeds" else None)
+
+
+def test_help_imports_no_backend():
+    code = (
+        "import sys; from bench.cli import main\n"
+        "try:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, timeout=120)  # fmt: skip
+    assert "--train-samples" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_expected_errors_are_one_sentence_and_debug_shows_the_traceback(tmp_path, capsys):
+    garbage = tmp_path / "record.json"
+    garbage.write_text("not json")
+    assert cli_main(["report", str(garbage), "-o", str(tmp_path / "r")]) == 0  # costs a figure
+    assert cli_main(["gate", str(garbage)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"error: {garbage}: not a readable JSON record") and "Traceback" not in err
+    )
+    with pytest.raises(records.RecordError):
+        cli_main(["--debug", "gate", str(garbage)])

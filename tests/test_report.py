@@ -1,6 +1,6 @@
 """The report: figure content (axes, labels, curves, violins, overlays), verdicts, resilience."""
 
-import copy
+import dataclasses
 import json
 
 import pytest
@@ -8,7 +8,7 @@ from matplotlib.collections import PolyCollection
 from records_factory import make_record
 
 from archs import REGISTRY
-from bench import records, report
+from bench import figures, records, report
 from bench.report import Group
 
 PUBLISHED = report.load_published()
@@ -24,7 +24,7 @@ def labels(ax):
 
 
 def test_curves_show_train_and_test_per_seed_with_the_published_overlay():
-    fig = report.curves_figure(group_of("model_1_b", [0.9, 0.91]), PUBLISHED)
+    fig = figures.curves(group_of("model_1_b", [0.9, 0.91]), PUBLISHED)
     ax_loss, ax_acc = fig.axes
     assert ax_loss.get_title() == "model_1_b (notebook 1.2): loss"
     assert ax_acc.get_title() == "model_1_b (notebook 1.2): accuracy"
@@ -45,7 +45,7 @@ def test_curves_show_train_and_test_per_seed_with_the_published_overlay():
 
 
 def test_controlled_variant_curves_have_no_overlay():
-    fig = report.curves_figure(group_of("ctrl_3_bn", [0.9]), PUBLISHED)
+    fig = figures.curves(group_of("ctrl_3_bn", [0.9]), PUBLISHED)
     assert all("notebook" not in label for label in labels(fig.axes[1]))
 
 
@@ -54,7 +54,7 @@ def test_weight_violins_one_per_layer_with_real_names(tmp_path):
     model.save(tmp_path / "model.keras")
     record = make_record("model_3_a", model_file="model.keras")
     group = Group("model_3_a", "ci", [record], [tmp_path / "record.json"])
-    ax = report.weights_figure(group).axes[0]
+    ax = figures.weights(group).axes[0]
     names = [tick.get_text() for tick in ax.get_xticklabels()]
     assert names == ["conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "conv7", "predictions"]
     assert sum(isinstance(c, PolyCollection) for c in ax.collections) == 8
@@ -68,7 +68,7 @@ def test_accuracy_vs_depth_has_error_bars_and_published_points():
             ["model_1_a", "model_1_b", "model_2_a", "model_2_b", "model_3_a", "model_3_b"]
         )
     ]
-    ax = report.depth_figure(groups, PUBLISHED, "ci").axes[0]
+    ax = figures.depth(groups, PUBLISHED, "ci").axes[0]
     assert ax.get_xlabel() == "number of conv layers" and ax.get_ylabel() == "test accuracy"
     legend = sorted(t.get_text() for t in ax.get_legend().get_texts())
     assert legend == sorted(
@@ -87,7 +87,7 @@ def test_accuracy_vs_depth_has_error_bars_and_published_points():
 
 def test_speed_figure_has_one_bar_per_architecture():
     groups = [group_of(a, [0.9]) for a in ("model_1_a", "model_2_a", "model_3_a")]
-    ax_sps, ax_frac = report.speed_figure(groups, "ci").axes
+    ax_sps, ax_frac = figures.speed(groups, "ci").axes
     assert len(ax_sps.patches) == len(ax_frac.patches) == 3
     assert ax_sps.get_ylabel() == "samples / s" and ax_frac.get_ylabel() == "fraction of peak"
     assert [t.get_text() for t in ax_sps.get_xticklabels()] == [
@@ -140,11 +140,8 @@ def test_report_of_nothing_says_so(tmp_path):
 
 
 def test_speed_figure_without_steady_epochs_is_a_clear_problem(tmp_path):
-    record = make_record(epochs=1)
-    record["timing"] = {"steady_samples_per_second": None}
     path = tmp_path / "r" / "record.json"
-    path.parent.mkdir()
-    records.save(copy.deepcopy(record), path)
+    records.save(make_record(epochs=1), path)
     text = report.write_report([path], tmp_path / "out").read_text()
     assert "speed (ci): not drawn: no run has a steady-state epoch" in text
 
@@ -152,13 +149,13 @@ def test_speed_figure_without_steady_epochs_is_a_clear_problem(tmp_path):
 def test_runs_in_other_precisions_are_never_pooled_and_memory_is_shown(tmp_path):
     paths = []
     for seed, precision in ((0, "float32"), (1, "float32"), (0, "mixed_bfloat16")):
-        record = make_record("model_1_a", seed=seed, acc=0.95 if precision == "float32" else 0.9)
-        record["config"]["precision"] = record["provenance"]["precision"] = precision
-        record["timing"]["peak_rss_mb"] = 1536.0 + seed
-        record["timing"]["peak_device_memory_mb"] = 700.0 if precision != "float32" else None
+        record = make_record("model_1_a", seed=seed, precision=precision,
+                             acc=0.95 if precision == "float32" else 0.9)  # fmt: skip
+        device = 700.0 if precision != "float32" else None
+        timing = dataclasses.replace(record.timing, peak_rss_mb=1536.0 + seed,
+                                     peak_device_memory_mb=device)  # fmt: skip
         path = tmp_path / precision / f"seed{seed}" / "record.json"
-        path.parent.mkdir(parents=True)
-        records.save(record, path)
+        records.save(dataclasses.replace(record, timing=timing), path)
         paths.append(path)
     groups, problems = report.group_records(paths)
     assert not problems
@@ -175,12 +172,8 @@ def test_runs_in_other_precisions_are_never_pooled_and_memory_is_shown(tmp_path)
 
 
 def precision_group(accs, losses, precision):
-    runs = []
-    for seed, (acc, loss) in enumerate(zip(accs, losses, strict=True)):
-        record = make_record("model_1_a", seed=seed, acc=acc)
-        record["final"]["test_loss"] = loss
-        record["config"]["precision"] = precision
-        runs.append(record)
+    runs = [make_record("model_1_a", seed=seed, acc=acc, loss=loss, precision=precision)
+            for seed, (acc, loss) in enumerate(zip(accs, losses, strict=True))]  # fmt: skip
     label = "ci" if precision == "float32" else f"ci-{precision}"
     return Group("model_1_a", label, runs, [], precision, "ci")
 

@@ -1,22 +1,20 @@
 """Training runs: determinism, resume after a real kill, divergence, records, budgets, CLI."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from bench import records
+from bench import layout, metrics, records
 from bench.budgets import BUDGETS, Budget
-from bench.cli import build_parser, run_dir
 from bench.data import MNIST
 from bench.precisions import resolve
+from bench.provenance import accelerator
 from bench.training import Trainer, train_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
@@ -24,8 +22,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
-def history(document):
-    return [[epoch[key] for key in METRICS] for epoch in document["epochs"]]
+def history(record):
+    return [[getattr(epoch, key) for key in METRICS] for epoch in record.epochs]
 
 
 def quiet(line):
@@ -44,76 +42,98 @@ def test_same_seed_same_history_and_other_seed_differs(smoke_run):
     other = train_run("model_1_b", "smoke", 1, write=quiet)
     assert history(again) == history(first)
     assert history(other) != history(first)
-    assert first["final"] == again["final"]
+    assert first.final == again.final
 
 
 def test_record_is_complete_and_valid(smoke_run):
     _, out = smoke_run
     loaded = records.load(out / "record.json")
-    assert loaded["status"] == "completed"
-    assert loaded["arch"]["params"] == 124_682
-    assert len(loaded["epochs"]) == BUDGETS["smoke"].epochs
-    assert loaded["epochs"][0]["compiled"] and not loaded["epochs"][1]["compiled"]
-    assert loaded["timing"]["steady_samples_per_second"] > 0
-    assert 0.0 <= loaded["final"]["test_accuracy"] <= 1.0
-    assert loaded["final"]["test_accuracy"] == pytest.approx(loaded["epochs"][-1]["val_accuracy"])
-    prov = loaded["provenance"]
-    assert prov["versions"]["keras"] == keras.__version__
-    assert prov["backend"] == keras.backend.backend()
-    assert prov["seed"] == 0 and prov["precision"] == resolve("auto") != "auto"
-    assert loaded["config"]["precision"] == prov["precision"]
-    assert loaded["timing"]["peak_rss_mb"] > 100
-    assert loaded["timing"]["peak_device_memory_mb"] is None  # a CPU reports none
-    peaks = loaded["timing"]["peaks"]
-    assert set(peaks) >= {"float32", "bfloat16"} and all(v > 0 for v in peaks.values())
-    assert loaded["timing"]["peak_flops"] == peaks[loaded["timing"]["peak_dtype"]]
-    assert prov["data_digest"] == MNIST.fingerprint()
-    names = [layer["name"] for layer in loaded["weights"]["layers"]]
+    assert loaded.status == "completed"
+    assert loaded.arch.params == 124_682
+    assert len(loaded.epochs) == BUDGETS["smoke"].epochs
+    assert loaded.epochs[0].compiled and not loaded.epochs[1].compiled
+    assert loaded.final.test_accuracy == pytest.approx(loaded.epochs[-1].val_accuracy)
+    prov = loaded.provenance
+    assert prov.versions["keras"] == keras.__version__
+    assert prov.backend == keras.backend.backend()
+    assert prov.seed == 0 and prov.precision == resolve("auto") != "auto"
+    assert loaded.config.precision == prov.precision
+    assert prov.data_digest == MNIST.fingerprint()
+    timing = loaded.timing
+    assert timing.peak_rss_mb > 100
+    # Device memory is reported on a GPU (every backend) and nowhere else.
+    assert (timing.peak_device_memory_mb is not None) == (accelerator() is not None)
+    assert set(timing.peaks) >= {"float32", "bfloat16"}
+    assert timing.peak_flops == timing.peaks[timing.peak_dtype]
+    assert metrics.of(loaded).efficiency > 0
+    names = [layer.name for layer in loaded.weights.layers]
     assert names == ["conv1", "conv2", "conv3", "predictions"]
-    assert sum(layer["histogram"]["counts"][0] >= 0 for layer in loaded["weights"]["layers"]) == 4
-    model = keras.models.load_model(out / loaded["weights"]["file"])
+    assert all(sum(layer.histogram.counts) == layer.count for layer in loaded.weights.layers)
+    model = keras.models.load_model(out / loaded.weights.file)
     assert model.count_params() == 124_682
     assert not (out / "checkpoint.keras").exists()
 
 
-def _run_command(out: Path) -> list[str]:
-    return [sys.executable, "-m", "bench", "run", "--arch", "model_1_b", "--budget", "smoke",
-            "--epochs", "5", "--train-samples", "2048", "--out", str(out)]  # fmt: skip
+HANG_AT_EPOCH = 3
+CHILD = """
+import sys, time, keras
+from pathlib import Path
+from bench.budgets import get_budget
+from bench.training import train_run
+
+marker = Path(sys.argv[2])
+
+
+class HangBeforeEpoch(keras.callbacks.Callback):
+    # Each epoch is one fit(): hang at the start of the N-th, after N-1 epochs are on disk.
+    fits = 0
+
+    def on_train_begin(self, logs=None):
+        HangBeforeEpoch.fits += 1
+        if HangBeforeEpoch.fits == int(sys.argv[3]):
+            marker.write_text("hanging")
+            time.sleep(3600)
+
+
+budget = get_budget("smoke", epochs=5, train_samples=2048)
+hang = [HangBeforeEpoch()] if sys.argv[3] != "0" else []
+train_run("model_1_b", budget, 0, out_dir=sys.argv[1], callbacks=hang)
+"""
+
+
+def _child(folder, marker, hang_at):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-c", CHILD, str(folder), str(marker), str(hang_at)]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
 
 
 def test_resume_after_a_real_kill_gives_the_uninterrupted_history(tmp_path):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    whole = tmp_path / "whole"
-    subprocess.run(_run_command(whole), env=env, check=True, capture_output=True, timeout=600)
-    killed = tmp_path / "killed"
-    record = run_dir(killed, "smoke-epochs5-train2048", "model_1_b", 0) / "record.json"
-    child = subprocess.Popen(
-        _run_command(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 300
+    """Killed (SIGKILL) at a chosen moment, not after a guessed time: fast or slow machine."""
+    whole, killed, marker = tmp_path / "whole", tmp_path / "killed", tmp_path / "hanging"
+    uninterrupted = _child(whole, marker, 0)
+    assert uninterrupted.communicate(timeout=600) and uninterrupted.returncode == 0
+    child = _child(killed, marker, HANG_AT_EPOCH)
     try:
-        while time.monotonic() < deadline:
-            if record.exists() and len(json.loads(record.read_text())["epochs"]) >= 2:
-                break
-            if child.poll() is not None:
-                pytest.fail("the child finished before it could be killed")
-            time.sleep(0.02)
+        deadline = time.monotonic() + 600
+        while not marker.exists():
+            assert child.poll() is None, child.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, "the child never reached the planted hang"
+            time.sleep(0.05)
         child.send_signal(signal.SIGKILL)
     finally:
-        child.wait(timeout=60)
-    partial = records.load(record)
-    assert partial["status"] == "running" and 2 <= len(partial["epochs"]) < 5
-    resumed = subprocess.run(
-        _run_command(killed), env=env, check=True, capture_output=True, text=True, timeout=600
-    )
-    assert f"after epoch {len(partial['epochs'])}" in resumed.stderr
-    reference = records.load(
-        run_dir(whole, "smoke-epochs5-train2048", "model_1_b", 0) / "record.json"
-    )
-    final = records.load(record)
-    assert final["status"] == "completed"
+        child.kill()
+        child.communicate(timeout=60)
+    partial = records.load(killed / "record.json")
+    assert partial.status == "running" and len(partial.epochs) == HANG_AT_EPOCH - 1
+    resumed = _child(killed, tmp_path / "unused", 0)
+    _, stderr = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, stderr[-2000:]
+    assert f"after epoch {HANG_AT_EPOCH - 1}" in stderr
+    reference, final = records.load(whole / "record.json"), records.load(killed / "record.json")
+    assert final.status == "completed"
     assert history(final) == history(reference)
-    assert final["final"] == reference["final"]
+    assert final.final == reference.final
 
 
 class Poison(keras.callbacks.Callback):
@@ -129,11 +149,10 @@ def test_divergence_stops_the_run_and_is_recorded(tmp_path):
     document = train_run(
         "model_1_a", "smoke", 0, out_dir=tmp_path, callbacks=[Poison()], write=quiet
     )
-    assert document["status"] == "diverged"
-    assert document["divergence"]["epoch"] == 1
-    assert document["divergence"]["batch"] == 3
-    assert document["epochs"] == [] and document["final"] == {}
-    assert records.load(tmp_path / "record.json")["status"] == "diverged"
+    assert document.status == "diverged"
+    assert (document.divergence.epoch, document.divergence.batch) == (1, 3)
+    assert document.epochs == () and document.final is None
+    assert records.load(tmp_path / "record.json").status == "diverged"
 
 
 def test_divergence_can_raise(tmp_path):
@@ -181,7 +200,7 @@ def test_epochs_after_the_first_reuse_the_traced_train_step():
             trainer.train_epoch()
             trainer.evaluate_epoch()
         assert set(traced) == {1}, f"retraced in epochs {sorted(set(traced) - {1})}"
-        assert trainer.finish()["status"] == "completed"
+        assert trainer.finish().completed
 
 
 def test_a_completed_run_of_the_same_configuration_is_kept_not_retrained(smoke_run):
@@ -190,8 +209,16 @@ def test_a_completed_run_of_the_same_configuration_is_kept_not_retrained(smoke_r
     stamp = record.stat().st_mtime_ns
     lines = []
     kept = train_run("model_1_b", "smoke", 0, out_dir=out, write=lines.append, keep_completed=True)
-    assert kept == records.load(record) and kept["final"] == document["final"]
+    assert kept == records.load(record) and kept.final == document.final
     assert record.stat().st_mtime_ns == stamp
     assert lines == [f"[model_1_b smoke seed=0] kept {record}: already completed"]
-    assert build_parser().parse_args(["run"]).force is False
-    assert build_parser().parse_args(["run", "--force"]).force is True
+
+
+def test_the_cli_writes_runs_where_the_layout_says(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "bench", "run", "--arch", "model_1_a", "--budget", "smoke",
+               "--seeds", "3", "--out", str(tmp_path)]  # fmt: skip
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=600)
+    (path,) = layout.Results(tmp_path).record_paths()
+    assert path == tmp_path / "runs" / "smoke" / "model_1_a" / "seed3" / "record.json"
+    assert records.load(path).config.seed == 3

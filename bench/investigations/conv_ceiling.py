@@ -5,7 +5,7 @@ gradient). Timing that for a model's largest layers, in float32 and bfloat16, ag
 matmul peak of the same process says how much of a model's shortfall from the peak belongs to
 the backend's convolution kernels rather than to the harness. TensorFlow only.
 
-Run: ``python -m bench.conv_ceiling`` (2.1's two largest convolutions, batch 128).
+Run: ``python bench/investigations/conv_ceiling.py`` (2.1's two largest convolutions, batch 128).
 """
 
 from __future__ import annotations

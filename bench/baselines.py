@@ -1,0 +1,478 @@
+"""Measured baselines: one typed definition, one versioned loader, aggregation and lookup.
+
+A baseline aggregates completed run records that share a key (budget, backend, precision,
+device class): per architecture, n, mean, sd, min and max of each gated metric
+(`bench.metrics.GATED`) over its seeds, the band parameters (`Tolerance`) and provenance.
+
+Versions: this harness writes version 2. Version 1 (whose best-epoch throughput was called
+`samples_per_second`) is migrated on load; any other version is refused with the command
+that regenerates it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from bench import layout, metrics, schema
+from bench.atomic import write_json
+from bench.backends import BACKENDS, relevant_libraries
+from bench.precisions import POLICIES
+from bench.records import Device, RunRecord
+from bench.schema import SchemaError, bounds, one_of, safe_name
+from bench.stats import describe
+
+SCHEMA = "cnn-mnist-bench/baseline"
+VERSION = 2
+MIN_SEEDS = 2
+"""The fewest seeds per architecture a baseline is made from: a band needs a spread."""
+
+
+class BaselineError(ValueError):
+    """A baseline is missing, malformed, of another version, or cannot be made."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """The band parameters of the gate's rule (`bench.gate`), each within stated limits.
+
+    * accuracy fails below ``mean - max(k * sd, accuracy_floor)``;
+    * loss fails above ``mean + max(k * sd, loss_floor_rel * mean)``;
+    * efficiency fails below ``min * (1 - efficiency_margin)``.
+    """
+
+    k: float = field(default=3.0, metadata=bounds(0, 10))
+    accuracy_floor: float = field(default=0.01, metadata=bounds(0, 0.5))
+    loss_floor_rel: float = field(default=0.25, metadata=bounds(0, 5))
+    efficiency_margin: float = field(default=0.25, metadata=bounds(0, 0.9))
+
+    def describe(self) -> dict[str, str]:
+        """Return the band rule, in words, with this tolerance's numbers."""
+        return {
+            "test_accuracy": f"fail below mean - max({self.k} * sd, {self.accuracy_floor})",
+            "test_loss": f"fail above mean + max({self.k} * sd, {self.loss_floor_rel} * mean)",
+            "efficiency": f"fail below min * (1 - {self.efficiency_margin})",
+        }
+
+    def lowest_accuracy(self, accuracy: MetricStats) -> float:
+        """Return the lowest passing test accuracy."""
+        return accuracy.mean - max(self.k * accuracy.sd, self.accuracy_floor)
+
+    def highest_loss(self, loss: MetricStats) -> float:
+        """Return the highest passing test loss."""
+        return loss.mean + max(self.k * loss.sd, self.loss_floor_rel * loss.mean)
+
+    def lowest_efficiency(self, efficiency: MetricStats) -> float:
+        """Return the lowest passing efficiency."""
+        return efficiency.min * (1 - self.efficiency_margin)
+
+    def patched(self, override: dict[str, float], where: str) -> Tolerance:
+        """Return this tolerance with a per-architecture override applied and checked."""
+        try:
+            return schema.load(Tolerance, dataclasses.asdict(self) | override, where)
+        except SchemaError as error:
+            raise BaselineError(f"tolerance override: {error}") from None
+
+
+@dataclass(frozen=True)
+class MetricStats:
+    """One metric over a baseline's seeds."""
+
+    n: int = field(metadata=bounds(1))
+    mean: float
+    sd: float = field(metadata=bounds(0))
+    min: float
+    max: float
+    values: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        slack = 1e-9 * max(1.0, abs(self.max), abs(self.min))  # fmean's rounding
+        if not self.min - slack <= self.mean <= self.max + slack:
+            raise ValueError(f"min <= mean <= max fails: {self.min}, {self.mean}, {self.max}")
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> MetricStats:
+        """Summarise values measured over seeds."""
+        summary = describe(values)
+        return cls(summary.n, summary.mean, summary.sd, summary.min, summary.max, summary.values)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Which commits and commands produced some runs, and when they started."""
+
+    git_commits: tuple[str, ...]
+    commands: tuple[str, ...]
+    runs_started: tuple[str, ...]
+
+    @classmethod
+    def of(cls, runs: Sequence[RunRecord]) -> Origin:
+        """Collect the origin of `runs`."""
+        started = sorted(r.provenance.started_at for r in runs)
+        return cls(
+            tuple(sorted({str(r.provenance.git_commit) for r in runs})),
+            tuple(sorted({r.provenance.command for r in runs})),
+            (started[0], started[-1]),
+        )
+
+
+@dataclass(frozen=True)
+class ArchEntry:
+    """One architecture's statistics, over its seeds."""
+
+    seeds: tuple[int, ...]
+    test_accuracy: MetricStats
+    test_loss: MetricStats
+    efficiency: MetricStats
+    best_samples_per_second: MetricStats
+    provenance: Origin
+    tolerance: dict[str, float] = field(default_factory=dict)
+    """Per-architecture overrides of the baseline's tolerance (pytest-benchmark users ask for
+    thresholds per group)."""
+
+    def __post_init__(self) -> None:
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: the same seed appears twice: {list(self.seeds)}")
+
+    def stats(self, metric: str) -> MetricStats:
+        """Return the statistics of one of `bench.metrics.GATED`."""
+        return getattr(self, metric)
+
+
+@dataclass(frozen=True)
+class Key:
+    """What a baseline is valid for: budget, backend, precision and device class."""
+
+    budget: str = field(metadata=safe_name())
+    backend: str = field(metadata=one_of(*BACKENDS))
+    device_class: str = field(metadata=safe_name())
+    precision: str = field(metadata=one_of(*POLICIES))
+
+    def path(self, root: Path) -> Path:
+        """Return this key's baseline file under `root`."""
+        return layout.baseline_path(
+            root, self.budget, self.backend, self.precision, self.device_class
+        )
+
+    @property
+    def device_kind(self) -> str:
+        """'cpu' or 'gpu'."""
+        return self.device_class.split("-", 1)[0]
+
+    @classmethod
+    def of(cls, record: RunRecord) -> Key:
+        """Return the key a run record belongs to."""
+        return cls(
+            record.config.budget.name,
+            record.provenance.backend,
+            device_class(record.provenance.device),
+            record.config.precision,
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"budget={self.budget} backend={self.backend} precision={self.precision} "
+            f"device={self.device_class}"
+        )
+
+
+@dataclass(frozen=True)
+class BaselineProvenance:
+    """The library versions and device of a baseline's runs, and their origin."""
+
+    versions: dict[str, str]
+    device: Device
+    git_commits: tuple[str, ...]
+    commands: tuple[str, ...]
+    runs_started: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A measured baseline, as written to `baselines/measured/<budget>/<key>.json`."""
+
+    schema: str = field(metadata=one_of(SCHEMA))
+    version: int
+    key: Key
+    created_at: str
+    tolerance: Tolerance
+    band_rule: dict[str, str]
+    provenance: BaselineProvenance
+    archs: dict[str, ArchEntry]
+
+    def __post_init__(self) -> None:
+        for arch_id, entry in self.archs.items():
+            if not schema.SAFE_NAME.match(arch_id):
+                raise ValueError(f"archs: {arch_id!r} is not an architecture id")
+            self.tolerance_for(arch_id)  # overrides must be valid on load, not at first use
+            if entry.test_accuracy.min < 0 or entry.test_accuracy.max > 1:
+                raise ValueError(f"archs.{arch_id}.test_accuracy: values outside [0, 1]")
+            for metric in ("test_loss", "efficiency", "best_samples_per_second"):
+                if entry.stats(metric).min < 0:
+                    raise ValueError(f"archs.{arch_id}.{metric}: negative values")
+
+    def tolerance_for(self, arch_id: str) -> Tolerance:
+        """Return the tolerance for one architecture, with its override applied."""
+        return self.tolerance.patched(self.archs[arch_id].tolerance, f"archs.{arch_id}.tolerance")
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the baseline as JSON-ready data."""
+        return schema.dump(self)
+
+
+def device_class(device: Device) -> str:
+    """Return a filename-safe device class, e.g. 'cpu-intel-xeon-processor'."""
+    name = re.sub(r"\((r|tm)\)", "", device.name.lower())
+    slug = re.sub(r"[^a-z0-9]+", "-", name).strip("-") or "unknown"
+    return f"{device.kind}-{slug}"
+
+
+def aggregate(runs: Sequence[RunRecord], tolerance: Tolerance | None = None) -> Baseline:
+    """Build a baseline from completed runs that share one key (MIN_SEEDS+ seeds each)."""
+    if not runs:
+        raise BaselineError("no run records to aggregate")
+    keys = sorted({str(Key.of(run)) for run in runs})
+    if len(keys) > 1:
+        raise BaselineError(
+            f"the records belong to {len(keys)} different baselines ({'; '.join(keys)}); "
+            "give the records of one budget, backend, precision and device at a time"
+        )
+    unfinished = sorted({run.label for run in runs if not run.completed})
+    if unfinished:
+        raise BaselineError(f"only completed runs make a baseline; not completed: {unfinished}")
+    by_arch: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        by_arch.setdefault(run.arch.id, []).append(run)
+    archs = {}
+    for arch_id, group in by_arch.items():
+        seeds = tuple(run.config.seed for run in group)
+        if len(set(seeds)) != len(seeds):
+            raise BaselineError(f"{arch_id}: the same seed appears twice: {list(seeds)}")
+        if len(seeds) < MIN_SEEDS:
+            raise BaselineError(
+                f"{arch_id}: {len(seeds)} seed(s) ({list(seeds)}); a baseline needs at least "
+                f"{MIN_SEEDS} per architecture (5 recommended) so that its band has a spread"
+            )
+        derived = [metrics.of(run) for run in group]
+        stats = {}
+        for metric in metrics.GATED:
+            values = [getattr(d, metric) for d in derived]
+            if any(v is None for v in values):
+                raise BaselineError(f"{arch_id}: some runs lack {metric} (no steady epoch?)")
+            stats[metric] = MetricStats.of([float(v) for v in values])
+        archs[arch_id] = ArchEntry(seeds=seeds, provenance=Origin.of(group), **stats)
+    tolerance = tolerance or Tolerance()
+    first, origin = runs[0].provenance, Origin.of(runs)
+    return Baseline(
+        schema=SCHEMA,
+        version=VERSION,
+        key=Key.of(runs[0]),
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        tolerance=tolerance,
+        band_rule=tolerance.describe(),
+        provenance=BaselineProvenance(
+            first.versions, first.device, origin.git_commits, origin.commands, origin.runs_started
+        ),
+        archs=archs,
+    )
+
+
+def _migrate_v1(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 -> 2: `samples_per_second` (best steady epoch) is `best_samples_per_second`."""
+    archs = document.get("archs")
+    if isinstance(archs, dict):
+        archs = {
+            arch_id: {("best_samples_per_second" if k == "samples_per_second" else k): v
+                      for k, v in entry.items()} if isinstance(entry, dict) else entry
+            for arch_id, entry in archs.items()
+        }  # fmt: skip
+    return dict(document, version=2, archs=archs)
+
+
+MIGRATIONS = {1: _migrate_v1}
+
+
+def from_json(document: Any, origin: str) -> Baseline:
+    """Return a Baseline from parsed JSON (migrating older versions); errors name `origin`."""
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+        raise BaselineError(f"{origin}: not a baseline (schema must be {SCHEMA!r})")
+    version = document.get("version")
+    while version in MIGRATIONS:
+        document = MIGRATIONS[version](document)
+        version = document["version"]
+    if version != VERSION:
+        raise BaselineError(
+            f"{origin}: baseline version {version!r}; this harness reads versions 1-{VERSION}. "
+            "Regenerate it (python -m bench baseline RECORDS...)."
+        )
+    try:
+        return schema.load(Baseline, document)
+    except SchemaError as error:
+        raise BaselineError(f"{origin}: {error}") from None
+
+
+def load(path: Path) -> Baseline:
+    """Read and validate a baseline file."""
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BaselineError(f"{path}: no such baseline") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BaselineError(f"{path}: unreadable baseline ({error}). Regenerate it.") from None
+    return from_json(document, str(path))
+
+
+def save(baseline: Baseline, path: Path) -> None:
+    """Validate a baseline as a reader would and write it atomically."""
+    document = baseline.to_json()
+    from_json(document, str(path))
+    write_json(path, document)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The baseline chosen for a run, why it was chosen, and what the comparison crosses."""
+
+    path: Path
+    baseline: Baseline
+    reason: str
+    crossings: tuple[str, ...]
+
+
+def crossings(key: Key, versions: dict[str, str], baseline: Baseline) -> list[str]:
+    """Say where a run differs from a baseline: device class, versions of relevant libraries.
+
+    Only the libraries the run's backend computes with count (a TensorFlow run crosses
+    nothing when JAX is missing or newer).
+    """
+    found = []
+    if baseline.key.device_class != key.device_class:
+        found.append(f"device: baseline {baseline.key.device_class}, this run {key.device_class}")
+    relevant = relevant_libraries(key.backend)
+    for name, version in sorted(baseline.provenance.versions.items()):
+        if name in relevant and versions.get(name) != version:
+            found.append(f"{name}: baseline {version}, this run {versions.get(name)}")
+    return found
+
+
+def _version_distance(a: str | None, b: str | None) -> tuple[int, ...]:
+    def parts(text: str | None) -> list[int]:
+        return [int(p) for p in re.findall(r"\d+", text or "")[:3]] + [0, 0, 0]
+
+    return tuple(abs(x - y) for x, y in zip(parts(a), parts(b), strict=False))[:3]
+
+
+def resolve(key: Key, versions: dict[str, str], root: Path) -> Resolved:
+    """Find the baseline for a run; raise BaselineError (saying how to make one) if none fits.
+
+    The closest baseline is the file of exactly this key when there is one; otherwise, among
+    baselines of the same budget, backend, precision and device kind ('cpu' or 'gpu'), the
+    one with the fewest differing library versions, then the nearest versions (major, minor,
+    patch), then the name. The reason for the choice is returned with it.
+    """
+    exact = key.path(root)
+    if exact.exists():
+        baseline = load(exact)
+        return Resolved(exact, baseline, "exact key", tuple(crossings(key, versions, baseline)))
+    candidates = []
+    for path in layout.baseline_files(root, key.budget):
+        try:
+            baseline = load(path)
+        except BaselineError:
+            continue  # a broken file of another device is not this run's concern
+        other = baseline.key
+        if (other.backend, other.precision, other.device_kind) != (
+            key.backend,
+            key.precision,
+            key.device_kind,
+        ):
+            continue
+        crossed = crossings(key, versions, baseline)
+        libraries = [c for c in crossed if not c.startswith("device:")]
+        distance = sorted(
+            (_version_distance(baseline.provenance.versions.get(n), versions.get(n))
+             for n in relevant_libraries(key.backend)),
+            reverse=True,
+        )  # fmt: skip
+        candidates.append(((len(libraries), distance, path.name), path, baseline, crossed))
+    if not candidates:
+        raise BaselineError(
+            f"No baseline for {key} (looked for {exact} and for other {key.device_kind} "
+            f"devices under {root / key.budget})."
+        )
+    _, path, baseline, crossed = min(candidates, key=lambda c: c[0])
+    reason = (
+        f"closest of {len(candidates)}: no baseline for {key.device_class}; same device kind "
+        f"({key.device_kind}), {sum(not c.startswith('device:') for c in crossed)} library "
+        "version(s) differ"
+    )
+    return Resolved(path, baseline, reason, tuple(crossed))
+
+
+def diff(old: Baseline | None, new: Baseline) -> str:
+    """Say what a regenerated baseline changes against the old one (means, per metric)."""
+    if old is None:
+        return "new baseline (there was none before)"
+    rows = []
+    for arch_id, entry in new.archs.items():
+        for metric in metrics.GATED:
+            before = old.archs[arch_id].stats(metric).mean if arch_id in old.archs else None
+            after = entry.stats(metric).mean
+            change = f"{(after - before) / abs(before):+.2%}" if before else "new"
+            rows.append([arch_id, metric, before, after, change])
+    return tabulate(
+        rows, headers=["arch", "metric", "old mean", "new mean", "change"], floatfmt=".4f"
+    )
+
+
+def regenerate(
+    runs: Sequence[RunRecord], root: Path, *, allow_fewer_seeds: bool = False
+) -> tuple[Path, str]:
+    """Aggregate `runs` into their baseline file (atomically); return it and what changed.
+
+    Architectures not among `runs` keep their entries when the old file was measured with
+    the same library versions and device; otherwise the file is replaced whole, since entries
+    from different versions must not sit under one provenance. Per-architecture tolerance
+    overrides are kept. An entry is never replaced by one of fewer seeds unless
+    `allow_fewer_seeds`; the old file stays whole until the new one is written.
+    """
+    new = aggregate(runs)
+    path = new.key.path(root)
+    old = load(path) if path.exists() else None
+    note = ""
+    if old is not None:
+        fewer = [
+            f"{arch_id} ({len(old.archs[arch_id].seeds)} -> {len(entry.seeds)} seeds)"
+            for arch_id, entry in new.archs.items()
+            if arch_id in old.archs and len(entry.seeds) < len(old.archs[arch_id].seeds)
+        ]
+        if fewer and not allow_fewer_seeds:
+            raise BaselineError(
+                f"{path}: would replace entries with fewer seeds: {', '.join(fewer)}. Run more "
+                "seeds, or pass --allow-fewer-seeds to replace them anyway."
+            )
+        archs = {
+            arch_id: dataclasses.replace(entry, tolerance=old.archs[arch_id].tolerance)
+            if arch_id in old.archs
+            else entry
+            for arch_id, entry in new.archs.items()
+        }
+        same = (old.provenance.versions, old.provenance.device) == (
+            new.provenance.versions,
+            new.provenance.device,
+        )
+        if same:
+            archs = {a: e for a, e in old.archs.items() if a not in archs} | archs
+        else:
+            note = "replaced whole: library versions or device differ from the old baseline\n"
+        new = dataclasses.replace(new, archs=archs)
+    save(new, path)
+    return path, note + diff(old, new)

@@ -1,0 +1,101 @@
+"""Where every file lives: results, run folders, records, checkpoints and baselines.
+
+The one owner of file locations; everything else asks it. A results folder (`--out`,
+default `results`) holds:
+
+    runs/<budget>/<arch>/seed<n>/record.json   one run: its record,
+                                 checkpoint.keras   the last finished epoch (while running),
+                                 model.keras        and the trained model
+    benchmark.json                              pytest-benchmark's JSON (`pytest bench`)
+    report/                                     figures and report.md
+    peers.json                                  the peer benchmark
+
+Baselines ship inside the `baselines` package (found through `importlib.resources`, so a
+plain `pip install` finds them as an editable one does); `$CNNBENCH_BASELINES` or
+`--baselines` points the gate at another folder.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.schema import SAFE_NAME
+
+RECORD_FILE = "record.json"
+CHECKPOINT_FILE = "checkpoint.keras"
+MODEL_FILE = "model.keras"
+DEFAULT_RESULTS = Path("results")
+BASELINES_ENV = "CNNBENCH_BASELINES"
+
+
+def _safe(kind: str, name: str) -> str:
+    if not SAFE_NAME.match(name):
+        raise ValueError(
+            f"{kind} {name!r} cannot name a folder (letters, digits and '_.+-' only, "
+            "no path separators or leading dot)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Results:
+    """A results folder and the paths inside it."""
+
+    root: Path = DEFAULT_RESULTS
+
+    @property
+    def runs(self) -> Path:
+        """The folder of all run folders."""
+        return self.root / "runs"
+
+    def run_dir(self, budget: str, arch_id: str, seed: int) -> Path:
+        """Return one run's folder: runs/<budget>/<arch>/seed<seed>."""
+        return self.runs / _safe("budget", budget) / _safe("architecture", arch_id) / f"seed{seed}"
+
+    def record_paths(self) -> list[Path]:
+        """Return every run record under this folder, sorted."""
+        return sorted(self.runs.glob(f"*/*/seed*/{RECORD_FILE}"))
+
+    @property
+    def benchmark_json(self) -> Path:
+        """pytest-benchmark's JSON of the main job."""
+        return self.root / "benchmark.json"
+
+    @property
+    def report_dir(self) -> Path:
+        """The report's folder."""
+        return self.root / "report"
+
+    @property
+    def peers_json(self) -> Path:
+        """The peer benchmark's results."""
+        return self.root / "peers.json"
+
+
+def _packaged() -> Path:
+    return Path(str(importlib.resources.files("baselines")))
+
+
+def default_baselines() -> Path:
+    """Return the measured-baselines folder: $CNNBENCH_BASELINES, else the packaged one."""
+    override = os.environ.get(BASELINES_ENV)
+    return Path(override) if override else _packaged() / "measured"
+
+
+def published_path() -> Path:
+    """Return the notebook's published numbers."""
+    return _packaged() / "published" / "notebook.json"
+
+
+def baseline_path(root: Path, budget: str, backend: str, precision: str, device: str) -> Path:
+    """Return the file of the baseline with this key under `root`."""
+    name = f"{_safe('backend', backend)}-{_safe('precision', precision)}-{_safe('device', device)}"
+    return root / _safe("budget", budget) / f"{name}.json"
+
+
+def baseline_files(root: Path, budget: str) -> list[Path]:
+    """Return every baseline file of a budget under `root`."""
+    return sorted((root / _safe("budget", budget)).glob("*.json"))

@@ -1,0 +1,227 @@
+"""The harness's options, declared once and shared by the pytest plugin and the command line.
+
+`pytest bench` registers them as `--cnnbench-<name>`, `python -m bench` as `--<name>`, from the
+same declarations (pytest-benchmark shares its option declarations between its plugin and its
+CLI this way), so names, syntax, defaults and checks cannot drift apart. Lists are
+comma-separated in both (`--seeds 0,1,2`); on the command line they may also be given as
+several words (`--seeds 0 1 2`). Keras-free: `--help` imports no backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.backends import BACKENDS
+from bench.budgets import BUDGETS, DEFAULT_BUDGET
+from bench.layout import DEFAULT_RESULTS
+from bench.precisions import DEFAULT_PRECISION, PRECISIONS
+from bench.records import MAX_SEED
+
+PLANTS = ("none", "lr0", "shuffled-labels", "slow-step")
+GATE_MODES = ("all", "accuracy", "off")
+PYTEST_PREFIX = "cnnbench-"
+
+
+class OptionError(ValueError):
+    """Options that are valid one by one but not together."""
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _flatten(values: Sequence[Any]) -> list[Any]:
+    """Join the lists of several words (`--seeds 0,1 2`) into one list."""
+    return [item for value in values for item in (value if isinstance(value, list) else [value])]
+
+
+def archs(text: str) -> list[str]:
+    """Parse comma-separated architecture ids, each checked against the registry."""
+    from archs import REGISTRY
+
+    ids = _split(text)
+    unknown = [i for i in ids if i not in REGISTRY]
+    if not ids or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown architecture(s) {unknown or [text]}; valid: {','.join(REGISTRY)}"
+        )
+    return ids
+
+
+def seeds(text: str) -> list[int]:
+    """Parse comma-separated seeds: integers in [0, 2**32 - 1]."""
+    try:
+        values = [int(part) for part in _split(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds are comma-separated non-negative integers, got {text!r}"
+        ) from None
+    bad = [s for s in values if not 0 <= s <= MAX_SEED]
+    if not values or bad:
+        raise argparse.ArgumentTypeError(
+            f"a seed is an integer from 0 to {MAX_SEED} (2**32 - 1), got {text!r}"
+        )
+    return values
+
+
+def positive(text: str) -> int:
+    """Parse a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its name (without prefix), converter or choices, default and help."""
+
+    name: str
+    help: str
+    default: Any = None
+    type: Callable[[str], Any] | None = None
+    choices: tuple[str, ...] | None = None
+    flag: bool = False
+    listed: bool = False
+    """A comma-separated list; on the command line, several words are accepted too."""
+    aliases: tuple[str, ...] = ()
+    """Older command-line spellings that still work (e.g. --arch)."""
+
+    @property
+    def dest(self) -> str:
+        """The attribute name in a parsed namespace."""
+        return self.name.replace("-", "_")
+
+
+OPTIONS: dict[str, Option] = {
+    option.name: option
+    for option in (
+        Option("budget", f"training budget (default {DEFAULT_BUDGET})", DEFAULT_BUDGET,
+               choices=tuple(BUDGETS)),
+        Option("archs", "architecture ids, comma-separated (default: the notebook's six)",
+               type=archs, listed=True, aliases=("arch",)),
+        Option("seeds", "seeds, comma-separated and distinct (default 0); 5+ for a baseline",
+               [0], type=seeds, listed=True),
+        Option("epochs", "override the budget's epochs", type=positive),
+        Option("train-samples", "override the budget's training images", type=positive),
+        Option("backend", "Keras backend (default: $KERAS_BACKEND, else tensorflow)",
+               choices=BACKENDS),
+        Option("precision", "Keras dtype policy; auto (default) = the fastest measured to keep "
+               "float32's accuracy: mixed_bfloat16 for TensorFlow on CPUs with AVX512_BF16/AMX, "
+               "else float32", DEFAULT_PRECISION, choices=PRECISIONS),
+        Option("out", f"results folder: runs/, benchmark.json, report/ (default "
+               f"{DEFAULT_RESULTS})", DEFAULT_RESULTS, type=Path),
+        Option("data", "an mnist.npz or a folder of the four IDX .gz files (default: "
+               "$CNNBENCH_DATA, else the verified cache or download)", type=Path),
+        Option("force", "train again runs whose folder holds a completed record of the same "
+               "configuration (kept by default; unfinished runs always resume)", flag=True),
+        Option("gate", "what to gate: accuracy and speed (all), accuracy only, or nothing",
+               "all", choices=GATE_MODES),
+        Option("baselines", "measured-baselines folder (default: $CNNBENCH_BASELINES, else "
+               "the packaged baselines/measured)", type=Path),
+        Option("regen", "write this session's results as the baseline (2+ seeds)", flag=True),
+        Option("allow-fewer-seeds", "let a regenerated baseline replace entries measured "
+               "over more seeds", flag=True),
+        Option("plant", "plant a regression to prove the gate fails on it", "none",
+               choices=PLANTS),
+    )
+}  # fmt: skip
+
+TRAINING = ("archs", "budget", "seeds", "epochs", "train-samples", "backend", "precision", "data")
+"""The options that say which runs to train and how."""
+
+
+def add_options(add: Callable[..., Any], names: Iterable[str], *, prefix: str = "") -> None:
+    """Declare the named options through `add` (argparse's or pytest's `addoption`).
+
+    With a prefix (pytest), lists are one comma-separated word; without (the command line),
+    they may also be several words.
+    """
+    for name in names:
+        option = OPTIONS[name]
+        flags = [f"--{prefix}{option.name}"]
+        if not prefix:
+            flags += [f"--{alias}" for alias in option.aliases]
+        kwargs: dict[str, Any] = {"dest": option.dest, "help": option.help}
+        if option.flag:
+            kwargs |= {"action": "store_true", "default": False}
+        else:
+            kwargs |= {"default": None}
+            if option.choices:
+                kwargs["choices"] = option.choices
+            if option.type:
+                kwargs["type"] = option.type
+            if option.listed and not prefix:
+                kwargs |= {"nargs": "+", "action": "extend"}
+        add(*flags, **kwargs)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Parsed options, defaults applied and checked together."""
+
+    budget: str
+    archs: tuple[str, ...]
+    seeds: tuple[int, ...]
+    epochs: int | None
+    train_samples: int | None
+    backend: str | None
+    precision: str
+    out: Path
+    data: Path | None
+    force: bool
+    gate: str
+    baselines: Path | None
+    regen: bool
+    allow_fewer_seeds: bool
+    plant: str
+
+    @classmethod
+    def parse(cls, value: Callable[[str], Any], **defaults: Any) -> Settings:
+        """Build settings from `value(dest)` (None when unset); `defaults` overrides defaults.
+
+        Raises OptionError for options that conflict.
+        """
+        from archs import NOTEBOOK_IDS
+        from bench.baselines import MIN_SEEDS
+
+        found: dict[str, Any] = {}
+        for option in OPTIONS.values():
+            given = value(option.dest)
+            if given is None or (option.flag and not given):
+                given = defaults.get(option.dest, option.default)
+            if option.listed and given is not None:
+                given = _flatten(given)
+            found[option.dest] = given
+        found["archs"] = tuple(found["archs"] or NOTEBOOK_IDS)
+        found["seeds"] = tuple(found["seeds"])
+        settings = cls(**found)
+        if len(set(settings.seeds)) != len(settings.seeds):
+            raise OptionError(f"seeds must be distinct, got {list(settings.seeds)}")
+        if settings.regen and len(settings.seeds) < MIN_SEEDS:
+            raise OptionError(
+                f"regenerating a baseline needs at least {MIN_SEEDS} seeds (5 recommended) so "
+                "the band has a spread; e.g. seeds 0,1,2,3,4"
+            )
+        if settings.regen and settings.plant != "none":
+            raise OptionError("regenerating with a planted regression would store it")
+        return settings
+
+    def pytest_args(self, names: Sequence[str]) -> list[str]:
+        """Return these settings as `--cnnbench-*` arguments (for the main job's pytest run)."""
+        args = []
+        for name in names:
+            option, value = OPTIONS[name], getattr(self, OPTIONS[name].dest)
+            if option.flag:
+                args += [f"--{PYTEST_PREFIX}{name}"] if value else []
+            elif value is not None:
+                text = ",".join(map(str, value)) if option.listed else str(value)
+                args.append(f"--{PYTEST_PREFIX}{name}={text}")
+        return args

@@ -1,0 +1,47 @@
+"""Benchmarks: training epochs of every architecture, timed, then gated against baselines.
+
+Run: pytest bench --benchmark-json out.json [--cnnbench-budget=ci] [--cnnbench-seeds=0,1]
+The first epoch (tracing, compilation) is pytest-benchmark's warm-up round; the steady-state
+epochs are the timed rounds. Evaluation runs between rounds, off the clock.
+"""
+
+import pytest
+
+from bench import plants
+from bench.baselines import BaselineError
+from bench.budgets import get_budget
+from bench.plugin import extra_info
+from bench.training import Trainer, default_data
+
+
+def test_train(benchmark, bench_arch, bench_seed, cnnbench, live_write):
+    settings = cnnbench.settings
+    budget = get_budget(settings.budget, epochs=settings.epochs,
+                        train_samples=settings.train_samples)  # fmt: skip
+    folder = cnnbench.results.run_dir(budget.name, bench_arch, bench_seed)
+    benchmark.group = f"train-{budget.name}"
+    options = plants.trainer_options(settings.plant, default_data())
+    with Trainer(bench_arch, budget, bench_seed, out_dir=folder, precision=settings.precision,
+                 write=live_write, resume=False, **options) as trainer:  # fmt: skip
+        benchmark.pedantic(
+            trainer.train_epoch,
+            setup=trainer.evaluate_epoch,
+            rounds=max(budget.epochs - 1, 1),
+            warmup_rounds=1 if budget.epochs > 1 else 0,
+            iterations=1,
+        )
+        while trainer.epochs_left > 0:  # --benchmark-disable runs the target only once
+            trainer.train_epoch()
+        record = trainer.finish()
+    benchmark.extra_info.update(extra_info(record, settings.plant) | {"record": str(folder)})
+    cnnbench.runs.append(record)
+    if not record.completed:
+        pytest.fail(f"{record.label}: training {record.status}: {record.divergence}")
+    try:
+        checks = cnnbench.gate.check(record)
+    except BaselineError as error:
+        message = str(error)
+    else:
+        message = "\n".join(c.message() for c in checks if not c.passed)
+    if message:
+        pytest.fail(message, pytrace=False)
