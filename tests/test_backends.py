@@ -34,7 +34,6 @@ print(json.dumps(out))
 """
 
 
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_all_architectures_run_on_backend(backend):
     if importlib.util.find_spec(backend) is None:

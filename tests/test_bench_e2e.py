@@ -1,0 +1,68 @@
+"""`pytest bench` end to end (pytester, smoke budget): it builds a baseline, then its gate
+fails a planted regression and passes an honest rerun; regeneration refuses one seed."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench import baselines
+
+pytestmark = [pytest.mark.slow, pytest.mark.real_data]
+
+SUITES = Path(__file__).resolve().parents[1] / "bench" / "suites"
+COMMON = ("--cnnbench-budget=smoke", "--cnnbench-archs=model_1_a", "-p", "no:cacheprovider")
+
+
+@pytest.fixture
+def bench_dir(pytester):
+    shutil.copytree(SUITES, pytester.path / "suites")
+    return pytester
+
+
+def run(pytester, *args):
+    root = pytester.path
+    return pytester.runpytest_subprocess(
+        "suites", *COMMON, f"--cnnbench-baselines={root / 'baselines'}", *args
+    )
+
+
+def test_pytest_bench_builds_a_baseline_then_gates_a_planted_regression_and_an_honest_rerun(
+    bench_dir,
+):
+    root = bench_dir.path
+    made = run(bench_dir, "--cnnbench-seeds=0,1", "--cnnbench-regen",
+               f"--cnnbench-out={root / 'regen'}")  # fmt: skip
+    assert made.ret == 0, made.stdout.str()[-3000:]
+    made.stdout.fnmatch_lines(["regenerated baseline *smoke*tensorflow-*.json:*"])
+    (path,) = (root / "baselines" / "smoke").glob("*.json")
+    assert baselines.load(path).archs["model_1_a"].seeds == (0, 1)
+
+    planted = run(bench_dir, "--cnnbench-seeds=2", "--cnnbench-plant=lr0",
+                  "--cnnbench-gate=accuracy", f"--cnnbench-out={root / 'planted'}",
+                  f"--benchmark-json={root / 'p.json'}")  # fmt: skip
+    assert planted.ret == pytest.ExitCode.TESTS_FAILED
+    planted.stdout.fnmatch_lines(["*REGRESSION: model_1_a (seed 2) test_accuracy = *"])
+    planted.stdout.fnmatch_lines(["*1 regression(s) in 2 checks*"])
+    extra = json.loads((root / "p.json").read_text())["benchmarks"][0]["extra_info"]
+    assert extra["plant"] == "lr0" and extra["seed"] == 2
+
+    honest = run(bench_dir, "--cnnbench-seeds=2", "--cnnbench-gate=accuracy",
+                 f"--cnnbench-out={root / 'honest'}")  # fmt: skip
+    assert honest.ret == 0, honest.stdout.str()[-3000:]
+    honest.stdout.fnmatch_lines(["baseline: *(exact key)", "0 regression(s) in 2 checks"])
+
+
+def test_a_missing_baseline_is_one_message_with_the_command_that_makes_it(bench_dir):
+    root = bench_dir.path
+    result = run(bench_dir, "--cnnbench-seeds=0", "--cnnbench-precision=float32",
+                 f"--cnnbench-out={root / 'out'}")  # fmt: skip
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    text = result.stdout.str()
+    assert text.count("No baseline for budget=smoke") == 1
+    assert "During handling of the above exception" not in text
+    result.stdout.fnmatch_lines([
+        "*pytest bench --cnnbench-budget=smoke --cnnbench-archs=model_1_a "
+        "--cnnbench-seeds=0,1,2,3,4 --cnnbench-precision=float32 *--cnnbench-regen*"
+    ])  # fmt: skip

@@ -1,0 +1,32 @@
+"""A plain (non-editable) install finds the packaged baselines and ships no test or one-off code."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_plain_install_finds_the_packaged_baselines(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    code = (
+        "from bench import layout\n"
+        "print(layout.default_baselines())\n"
+        "print(len(list(layout.default_baselines().glob('*/*.json'))), "
+        "layout.published_path().exists())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target)},
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    where, found = result.stdout.splitlines()
+    assert Path(where) == target / "baselines" / "measured"
+    assert found == f"{len(list((ROOT / 'baselines' / 'measured').glob('*/*.json')))} True"
+    shipped = {p.relative_to(target / "bench").as_posix() for p in (target / "bench").rglob("*.py")}
+    assert "plugin.py" in shipped
+    assert not any(name.startswith(("suites/", "investigations/", "test_")) for name in shipped)
