@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -199,14 +198,14 @@ class BaselineProvenance:
 class Baseline:
     """A measured baseline, as written to `baselines/measured/<budget>/<key>.json`."""
 
-    schema: str = field(metadata=one_of(SCHEMA))
-    version: int
     key: Key
     created_at: str
     tolerance: Tolerance
     band_rule: dict[str, str]
     provenance: BaselineProvenance
     archs: dict[str, ArchEntry]
+    schema: str = field(default=SCHEMA, metadata=one_of(SCHEMA))
+    version: int = VERSION
 
     def __post_init__(self) -> None:
         for arch_id, entry in self.archs.items():
@@ -272,8 +271,6 @@ def aggregate(runs: Sequence[RunRecord], tolerance: Tolerance | None = None) -> 
     tolerance = tolerance or Tolerance()
     first, origin = runs[0].provenance, Origin.of(runs)
     return Baseline(
-        schema=SCHEMA,
-        version=VERSION,
         key=Key.of(runs[0]),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         tolerance=tolerance,
@@ -298,35 +295,20 @@ def _migrate_v1(document: dict[str, Any]) -> dict[str, Any]:
 
 
 MIGRATIONS = {1: _migrate_v1}
+REGENERATE = "regenerate it (python -m bench baseline RECORD.json ...)."
 
 
 def from_json(document: Any, origin: str) -> Baseline:
     """Return a Baseline from parsed JSON (migrating older versions); errors name `origin`."""
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
-        raise BaselineError(f"{origin}: not a baseline (schema must be {SCHEMA!r})")
-    version = document.get("version")
-    while version in MIGRATIONS:
-        document = MIGRATIONS[version](document)
-        version = document["version"]
-    if version != VERSION:
-        raise BaselineError(
-            f"{origin}: baseline version {version!r}; this harness reads versions 1-{VERSION}. "
-            "Regenerate it (python -m bench baseline RECORDS...)."
-        )
     try:
-        return schema.load(Baseline, document)
+        return schema.load_versioned(Baseline, document, MIGRATIONS, REGENERATE)
     except SchemaError as error:
         raise BaselineError(f"{origin}: {error}") from None
 
 
 def load(path: Path) -> Baseline:
     """Read and validate a baseline file."""
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BaselineError(f"{path}: no such baseline") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BaselineError(f"{path}: unreadable baseline ({error}). Regenerate it.") from None
+    document = schema.read_json(path, BaselineError, "baseline")
     return from_json(document, str(path))
 
 

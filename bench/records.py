@@ -14,7 +14,6 @@ constructors (`RunRecord.start`, `with_epoch`, `finished`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,17 +181,17 @@ class Provenance:
 class RunRecord:
     """One training run, as written to `record.json`."""
 
-    schema: str = field(metadata=one_of(SCHEMA))
-    version: int
-    status: str = field(metadata=one_of(*STATUSES))
     arch: ArchInfo
     config: Config
     provenance: Provenance
+    status: str = field(default="running", metadata=one_of(*STATUSES))
     epochs: tuple[Epoch, ...] = ()
     timing: Timing | None = None
     final: Final | None = None
     weights: Weights | None = None
     divergence: Divergence | None = None
+    schema: str = field(default=SCHEMA, metadata=one_of(SCHEMA))
+    version: int = VERSION
 
     def __post_init__(self) -> None:
         for index, epoch in enumerate(self.epochs):
@@ -212,7 +211,7 @@ class RunRecord:
     @classmethod
     def start(cls, arch: ArchInfo, config: Config, provenance: Provenance) -> RunRecord:
         """Return the record of a run that has trained nothing yet."""
-        return cls(SCHEMA, VERSION, "running", arch, config, provenance)
+        return cls(arch=arch, config=config, provenance=provenance)
 
     def with_epoch(self, epoch: Epoch) -> RunRecord:
         """Return this record with one more finished epoch."""
@@ -262,25 +261,13 @@ def _migrate_v1(document: dict[str, Any]) -> dict[str, Any]:
 
 MIGRATIONS = {1: _migrate_v1}
 """Version -> a function that lifts a document of that version by one."""
+REGENERATE = "train the run again to write a current record (python -m bench run ... --force)."
 
 
 def from_json(document: Any) -> RunRecord:
     """Return a RunRecord from parsed JSON (migrating older versions); raise RecordError."""
-    if not isinstance(document, dict):
-        raise RecordError(f"expected a JSON object, got {type(document).__name__}")
-    if document.get("schema") != SCHEMA:
-        raise RecordError(f"schema: expected {SCHEMA!r}, got {document.get('schema')!r}")
-    version = document.get("version")
-    while version in MIGRATIONS:
-        document = MIGRATIONS[version](document)
-        version = document["version"]
-    if version != VERSION:
-        raise RecordError(
-            f"version: this harness reads run records of versions 1-{VERSION}, got {version!r}; "
-            "train the run again to write a current record (python -m bench run ... --force)."
-        )
     try:
-        return schema.load(RunRecord, document)
+        return schema.load_versioned(RunRecord, document, MIGRATIONS, REGENERATE)
     except SchemaError as error:
         raise RecordError(str(error)) from None
 
@@ -295,12 +282,7 @@ def save(record: RunRecord, path: str | os.PathLike[str]) -> Path:
 
 def load(path: str | os.PathLike[str]) -> RunRecord:
     """Read and validate a record; errors name the file and the faulty field."""
-    try:
-        document = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise RecordError(f"{path}: no such record") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RecordError(f"{path}: not a readable JSON record ({error})") from None
+    document = schema.read_json(Path(path), RecordError, "record")
     try:
         return from_json(document)
     except RecordError as error:

@@ -9,11 +9,13 @@ wrong type, out of range or unknown. Ranges and patterns are declared beside eac
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -143,10 +145,50 @@ def load(cls: type[T], data: Any, where: str = "") -> T:
         raise SchemaError(f"{label}: {error}") from None
 
 
+def load_versioned(
+    cls: type[T],
+    document: Any,
+    migrations: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]],
+    regenerate: str,
+) -> T:
+    """Load a document whose `schema` and `version` fields must match `cls`'s defaults.
+
+    Older versions are lifted one step at a time by `migrations` (version -> function); any
+    other version is refused with `regenerate`, the command that writes a current one.
+    """
+    fields = {f.name: f.default for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    name, current = fields["schema"], fields["version"]
+    if not isinstance(document, dict) or document.get("schema") != name:
+        found = document.get("schema") if isinstance(document, dict) else type(document).__name__
+        raise SchemaError(f"schema: expected {name!r}, got {found!r}")
+    version = document.get("version")
+    while version in migrations:
+        document = migrations[version](document)
+        version = document["version"]
+    if version != current:
+        raise SchemaError(
+            f"version: this harness reads versions up to {current} of {name}, got {version!r}; "
+            f"{regenerate}"
+        )
+    return load(cls, document)
+
+
+def read_json(path: Path, error: type[Exception], what: str) -> Any:
+    """Parse a JSON file; raise `error` naming the file when it is absent or not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as problem:
+        raise error(f"{path}: not a readable JSON {what} ({problem})") from None
+
+
 def dump(document: Any) -> Any:
     """Return a dataclass (or plain data) as JSON-ready data; NaN and infinities become null."""
     if dataclasses.is_dataclass(document) and not isinstance(document, type):
-        return {f.name: dump(getattr(document, f.name)) for f in dataclasses.fields(document)}
+        fields = [f.name for f in dataclasses.fields(document)]
+        names = sorted(fields, key=lambda name: name not in ("schema", "version"))  # these first
+        return {name: dump(getattr(document, name)) for name in names}
     if isinstance(document, dict):
         return {key: dump(value) for key, value in document.items()}
     if isinstance(document, list | tuple):

@@ -189,11 +189,14 @@ def test_missing_baseline_says_how_to_create_one(tmp_path):
 @pytest.mark.parametrize(
     ("corrupt", "message"),
     [
-        (lambda text: text[: len(text) // 2], "unreadable baseline"),
-        (lambda text: text.replace('"version": 2', '"version": 9'), "baseline version 9"),
+        (lambda text: text[: len(text) // 2], "not a readable JSON baseline"),
+        (
+            lambda text: text.replace('"version": 2', '"version": 9'),
+            "reads versions up to 2 of cnn-mnist-bench/baseline, got 9",
+        ),
         (lambda text: text.replace('"mean"', '"average"'), r"archs\.model_1_a\.test_accuracy"),
         (lambda text: text.replace('"sd": 0.005', '"sd": -0.005'), r"test_accuracy\.sd"),
-        (lambda text: "[]", "not a baseline"),
+        (lambda text: "[]", "schema: expected 'cnn-mnist-bench/baseline'"),
     ],
 )
 def test_corrupted_baseline_is_rejected_with_its_path(tmp_path, corrupt, message):

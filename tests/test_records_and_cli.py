@@ -28,7 +28,7 @@ def _mutate(change):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d.update(version=9), "reads run records of versions 1-2, got 9"),
+        (lambda d: d.update(version=9), "reads versions up to 2 of cnn-mnist-bench/run, got 9"),
         (lambda d: d.update(schema="other"), "schema: expected"),
         (lambda d: d["config"].pop("seed"), "config.seed: missing"),
         (lambda d: d["config"].update(seed=2**32), r"config\.seed: 4294967296 is outside"),
