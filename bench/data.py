@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import pickle
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,7 +193,7 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) < header:
         raise DataIntegrityError(f"{path}: IDX header truncated.")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape)) if shape else 0
+    expected = math.prod(shape) if shape else 0  # Python ints: no silent int64 overflow
     if len(data) - header != expected:
         raise DataIntegrityError(
             f"{path}: IDX body has {len(data) - header} bytes; header {shape} needs {expected}."
@@ -298,6 +301,20 @@ def load_from_url(spec: MnistSpec, workdir: Path, timeout: float = 30.0) -> Arra
     return read_npz(target)
 
 
+UNREADABLE = (DataIntegrityError, ValueError, TypeError, AttributeError, KeyError, IndexError,
+              EOFError, OverflowError, MemoryError, zlib.error, zipfile.BadZipFile,
+              gzip.BadGzipFile, pickle.UnpicklingError)  # fmt: skip
+"""What a corrupt file can raise while it is parsed: every one means "reject this source"."""
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a corrupt file out of the way (never delete it); return where it went."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    os.replace(path, target)
+    return target
+
+
 def write_cache(arrays: Arrays, path: Path) -> None:
     """Write verified arrays to `path` atomically: a temporary file, then a rename."""
     (x_train, y_train), (x_test, y_test) = arrays
@@ -361,9 +378,13 @@ def load_mnist(
         try:
             with tempfile.TemporaryDirectory(prefix="cnnbench-mnist-") as work:
                 arrays = verify_arrays(load(Path(work)), spec, name)
-        except DataIntegrityError as error:
-            warnings.warn(f"Rejected {name}: {error}", CorruptSourceWarning, stacklevel=2)
-            attempts.append(f"{name}: rejected: {error}")
+        except UNREADABLE as error:
+            reason = f"{type(error).__name__}: {error}" if not isinstance(
+                error, DataIntegrityError) else str(error)  # fmt: skip
+            if name.startswith("cache "):
+                reason += f"; moved aside to {set_aside(cache_file)}, to be rebuilt"
+            warnings.warn(f"Rejected {name}: {reason}", CorruptSourceWarning, stacklevel=2)
+            attempts.append(f"{name}: rejected: {reason}")
             continue
         except (OSError, subprocess.SubprocessError) as error:
             attempts.append(f"{name}: unavailable: {error}")

