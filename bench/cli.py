@@ -121,7 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             done.append(
                 training.train_run(arch_id, budget, seed, out_dir=folder,
                                    precision=settings.precision, data=data,
-                                   keep_completed=not settings.force)
+                                   keep_completed=not settings.force,
+                                   resume=not settings.force)
             )  # fmt: skip
             print(f"wrote {folder / layout.RECORD_FILE}", flush=True)
     print(summary_table(done))

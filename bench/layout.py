@@ -4,8 +4,10 @@ The one owner of file locations; everything else asks it. A results folder (`--o
 default `results`) holds:
 
     runs/<budget>/<arch>/seed<n>/record.json   one run: its record,
-                                 checkpoint.keras   the last finished epoch (while running),
-                                 model.keras        and the trained model
+                   checkpoint-epoch<k>.keras  the model after the epochs the record holds
+                                              (while running; see bench.runfolder),
+                                 model.keras  and the trained model
+    runs/<budget>/<arch>/.seed<n>.rerun/      a rerun, until it replaces the run it repeats
     benchmark.json                              pytest-benchmark's JSON (`pytest bench`)
     report/                                     figures and report.md
     peers.json                                  the peer benchmark
@@ -25,10 +27,20 @@ from pathlib import Path
 from bench.schema import SAFE_NAME
 
 RECORD_FILE = "record.json"
-CHECKPOINT_FILE = "checkpoint.keras"
+CHECKPOINT_GLOB = "checkpoint*.keras"
 MODEL_FILE = "model.keras"
 DEFAULT_RESULTS = Path("results")
 BASELINES_ENV = "CNNBENCH_BASELINES"
+
+
+def checkpoint_file(epochs: int) -> str:
+    """Return the name of the checkpoint taken after `epochs` epochs."""
+    return f"checkpoint-epoch{epochs}.keras"
+
+
+def rerun_dir(run_dir: Path) -> Path:
+    """Return where a rerun of `run_dir` trains until it completes (hidden from globs)."""
+    return run_dir.with_name(f".{run_dir.name}.rerun")
 
 
 def _safe(kind: str, name: str) -> str:

@@ -8,6 +8,7 @@ before `pytest_configure`, so `--cnnbench-backend` can still choose it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
@@ -44,8 +45,10 @@ class BenchSession:
 
     def regen_command(self) -> str:
         """Return the command that makes the missing baseline, with this session's options."""
-        seeds = Settings.parse(lambda dest: None, seeds=[0, 1, 2, 3, 4]).seeds
-        again = Settings(**{**self.settings.__dict__, "seeds": seeds, "regen": True})
+        from bench.backends import requested
+
+        again = dataclasses.replace(self.settings, seeds=(0, 1, 2, 3, 4), regen=True,
+                                    backend=self.settings.backend or requested())  # fmt: skip
         args = again.pytest_args(("budget", "archs", "seeds", "epochs", "train-samples",
                                   "backend", "precision", "baselines", "regen"))  # fmt: skip
         return "pytest bench " + " ".join(args)
@@ -120,8 +123,6 @@ def live_write(request: pytest.FixtureRequest) -> Any:
 
 def extra_info(record: Any, plant: str) -> dict[str, Any]:
     """Return what a reader of the benchmark JSON needs about one run (`bench.metrics`)."""
-    import dataclasses
-
     from bench import metrics
 
     derived = dataclasses.asdict(metrics.of(record))
@@ -142,8 +143,6 @@ def extra_info(record: Any, plant: str) -> dict[str, Any]:
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """Add versions, the Keras backend, the device and precision to pytest-benchmark's JSON."""
-    import dataclasses
-
     from bench import provenance
     from bench.backends import requested
     from bench.precisions import resolve

@@ -1,20 +1,38 @@
-"""One run's folder: its record, its checkpoint and its trained model, read and written safely.
+"""One run's folder: its record, checkpoints and trained model, read and written safely.
 
-File names come from `bench.layout`. Every write is atomic (a temporary file renamed into
-place), so a kill at any moment leaves the previous file or the new one, never half of one.
+File names come from `bench.layout`. Nothing here loses a result:
+
+* every file is written atomically (a temporary file renamed into place);
+* one commit per epoch: the checkpoint is named after the number of epochs it holds
+  (`checkpoint-epoch3.keras`) and written before the record that counts those epochs, and
+  older checkpoints are removed only after that; a stop at any moment leaves a record whose
+  own checkpoint exists, so a resumed run never trains an epoch twice;
+* a rerun of a folder that holds a result (`pytest bench`, `--force`) trains beside it, in
+  `layout.rerun_dir`, and replaces it only once it has finished;
+* a record or checkpoint that cannot be read is moved aside (`*.corrupt-<time>`), said, and
+  the run starts afresh.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 
-from bench import records
-from bench.layout import CHECKPOINT_FILE, MODEL_FILE, RECORD_FILE
+from bench import layout, records
+from bench.progress import Writer
 from bench.records import Config, RecordError, RunRecord
+
+
+def set_aside(path: Path) -> Path:
+    """Rename an unreadable file out of the way (never delete it); return where it went."""
+    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+    os.replace(path, target)
+    return target
 
 
 @dataclass(frozen=True)
@@ -26,21 +44,33 @@ class RunFolder:
     @property
     def record(self) -> Path:
         """The run's record."""
-        return self.path / RECORD_FILE
-
-    @property
-    def checkpoint(self) -> Path:
-        """The model after the last finished epoch, while the run is unfinished."""
-        return self.path / CHECKPOINT_FILE
+        return self.path / layout.RECORD_FILE
 
     @property
     def model(self) -> Path:
         """The trained model of a finished run."""
-        return self.path / MODEL_FILE
+        return self.path / layout.MODEL_FILE
+
+    def checkpoint(self, epochs: int) -> Path:
+        """Return the checkpoint holding the model after `epochs` epochs."""
+        return self.path / layout.checkpoint_file(epochs)
+
+    @property
+    def rerun(self) -> RunFolder:
+        """Where a rerun trains until it replaces this folder."""
+        return RunFolder(layout.rerun_dir(self.path))
 
     def load(self) -> RunRecord | None:
         """Return the folder's record, None if there is none; RecordError if it is bad."""
         return records.load(self.record) if self.record.exists() else None
+
+    def load_or_set_aside(self, write: Writer) -> RunRecord | None:
+        """Return the folder's record; one that cannot be read is moved aside (None)."""
+        try:
+            return self.load()
+        except RecordError as error:
+            write(f"unreadable record moved aside to {set_aside(self.record)}: {error}")
+            return None
 
     def completed(self, config: Config, data_digest: str) -> RunRecord | None:
         """Return the folder's completed record if it ran this configuration on this data."""
@@ -56,42 +86,77 @@ class RunFolder:
         )
         return previous if same else None
 
-    def resumable(self, config: Config) -> RunRecord | None:
-        """Return the unfinished record to resume from, if any.
+    def resume(self, previous: RunRecord, write: Writer) -> keras.Model | None:
+        """Return the model to resume `previous` (an unfinished record of this folder) from.
 
-        Raises ValueError when the folder holds a run of another configuration.
+        None when there is nothing to resume: the run is finished, or its checkpoint is
+        missing or unreadable (then moved aside, and said).
         """
-        previous = self.load()
-        if previous is None:
+        if previous.status != "running":
             return None
-        if previous.config != config:
-            raise ValueError(
-                f"{self.record} holds a run with another configuration; use another output "
-                f"folder or delete it. Stored: {previous.config}; asked: {config}"
-            )
-        if previous.status != "running" or not self.checkpoint.exists():
+        checkpoint = self.checkpoint(len(previous.epochs))
+        if not checkpoint.exists():
             return None
-        return previous
+        try:
+            return keras.models.load_model(checkpoint)
+        except Exception as error:  # Keras raises many types for a damaged archive
+            # Not Keras' message: for a truncated archive it says "File not found".
+            moved = set_aside(checkpoint)
+            write(f"unreadable checkpoint {checkpoint.name} (the file exists but is not a "
+                  f"loadable .keras archive: {type(error).__name__}) moved aside to {moved}; "
+                  "training from the start")  # fmt: skip
+            return None
 
-    def clear(self) -> None:
-        """Remove the record, checkpoint and model (a fresh start was asked for)."""
-        for path in (self.record, self.checkpoint, self.model):
-            path.unlink(missing_ok=True)
+    def start_afresh(self) -> None:
+        """Make this folder empty (for a rerun's own folder; never for a result)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.path.mkdir(parents=True)
 
     def _save_model(self, model: keras.Model, target: Path) -> None:
         temp = target.with_name(f".{target.name}.tmp.keras")
         model.save(temp)
         os.replace(temp, target)
 
+    def _drop_checkpoints(self, keep: Path | None = None) -> None:
+        for path in self.path.glob(layout.CHECKPOINT_GLOB):
+            if path != keep:
+                path.unlink(missing_ok=True)
+
     def save_epoch(self, model: keras.Model, record: RunRecord) -> None:
-        """Write the checkpoint after a finished epoch, then the record that names it."""
+        """Commit a finished epoch: its checkpoint, then the record that counts it."""
         self.path.mkdir(parents=True, exist_ok=True)
-        self._save_model(model, self.checkpoint)
+        checkpoint = self.checkpoint(len(record.epochs))
+        self._save_model(model, checkpoint)
         records.save(record, self.record)
+        self._drop_checkpoints(keep=checkpoint)
 
     def save_final(self, model: keras.Model, record: RunRecord) -> None:
-        """Write the trained model and the final record; drop the checkpoint."""
+        """Write the trained model and the final record; drop the checkpoints."""
         self.path.mkdir(parents=True, exist_ok=True)
         self._save_model(model, self.model)
         records.save(record, self.record)
-        self.checkpoint.unlink(missing_ok=True)
+        self._drop_checkpoints()
+
+    def replace_with(self, rerun: RunFolder) -> None:
+        """Make a finished rerun this folder's result (the old one goes only then)."""
+        replaced = self.path.with_name(f".{self.path.name}.replaced")
+        shutil.rmtree(replaced, ignore_errors=True)
+        for kept in self.path.glob("*.corrupt-*"):  # set aside for a person to look at: keep
+            os.replace(kept, rerun.path / kept.name)
+        if self.path.exists():
+            os.replace(self.path, replaced)
+        os.replace(rerun.path, self.path)
+        shutil.rmtree(replaced, ignore_errors=True)
+
+    def recover(self) -> None:
+        """Finish a replacement that a stop interrupted between its two renames."""
+        replaced = self.path.with_name(f".{self.path.name}.replaced")
+        if self.path.exists() or not replaced.exists():
+            return
+        try:
+            rerun = self.rerun.load()
+        except RecordError:
+            rerun = None
+        finished = rerun is not None and rerun.status != "running"
+        os.replace(self.rerun.path if finished else replaced, self.path)
+        shutil.rmtree(replaced, ignore_errors=True)

@@ -122,7 +122,8 @@ class Trainer:
         data: verified MNIST arrays; loaded with `load_mnist()` when omitted.
         callbacks: extra Keras callbacks for the training epochs.
         write: where progress lines go.
-        resume: resume an unfinished run found in `out_dir` (else start afresh).
+        resume: resume an unfinished run found in `out_dir`; False starts afresh, keeping
+            the folder's result until the new run finishes.
     """
 
     def __init__(
@@ -147,6 +148,7 @@ class Trainer:
         self.learning_rate, self.callbacks = learning_rate, list(callbacks)
         self.write, self.resume = write, resume
         self.folder = RunFolder(Path(out_dir)) if out_dir is not None else None
+        self.replaces: RunFolder | None = None
         arrays = data if data is not None else default_data()
         self.data_digest = dataset_fingerprint(arrays)
         (x_train, y_train), (x_test, y_test) = arrays
@@ -201,26 +203,42 @@ class Trainer:
 
     def completed_record(self) -> RunRecord | None:
         """Return the folder's completed record of this very configuration and data, if any."""
-        return self.folder.completed(self.config, self.data_digest) if self.folder else None
+        if self.folder is None:
+            return None
+        self.folder.recover()
+        return self.folder.completed(self.config, self.data_digest)
 
     def start(self) -> None:
-        """Set the precision policy and seeds; resume from a checkpoint or build afresh."""
+        """Set the precision policy and seeds; resume from a checkpoint or build afresh.
+
+        A folder's record is resumed from (same configuration, `resume`) or kept: the run
+        then trains in the folder's rerun folder and replaces it only when it finishes.
+        """
         self._previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.precision)
         configure_determinism(self.seed)
         reset_device_peak()
-        resumed = None
         if self.folder is not None:
-            self.folder.path.mkdir(parents=True, exist_ok=True)
-            if not self.resume:
-                self.folder.clear()
-            resumed = self.folder.resumable(self.config)
-        if resumed is not None and self.folder is not None:
-            self.write(f"{self.label} resuming from {self.folder.checkpoint} after epoch "
-                       f"{len(resumed.epochs)}")  # fmt: skip
-            self.model = keras.models.load_model(self.folder.checkpoint)
-            self.record = resumed
-            return
+            self.folder.path.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now
+            self.folder.recover()
+            previous = self.folder.load_or_set_aside(self.write)
+            if previous is not None and self.resume:
+                if previous.config != self.config:
+                    raise ValueError(
+                        f"{self.folder.record} holds a run with another configuration; use "
+                        f"another output folder, or --force to replace it once this run "
+                        f"finishes. Stored: {previous.config}; asked: {self.config}"
+                    )
+                self.model = self.folder.resume(previous, self.write)
+                if self.model is not None:
+                    self.write(f"{self.label} resuming from "
+                               f"{self.folder.checkpoint(len(previous.epochs))} after epoch "
+                               f"{len(previous.epochs)}")  # fmt: skip
+                    self.record = previous
+                    return
+            if previous is not None:  # a result to keep until this run finishes
+                self.replaces, self.folder = self.folder, self.folder.rerun
+                self.folder.start_afresh()
         self.model = self.spec.build()
         _compile(self.model, self.learning_rate)
         arch = ArchInfo(
@@ -330,6 +348,9 @@ class Trainer:
         self.record = record
         if self.folder is not None:
             self.folder.save_final(model, record)
+            if self.replaces is not None:
+                self.replaces.replace_with(self.folder)
+                self.folder, self.replaces = self.replaces, None
         return record
 
 
