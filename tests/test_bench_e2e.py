@@ -64,5 +64,6 @@ def test_a_missing_baseline_is_one_message_with_the_command_that_makes_it(bench_
     assert "During handling of the above exception" not in text
     result.stdout.fnmatch_lines([
         "*pytest bench --cnnbench-budget=smoke --cnnbench-archs=model_1_a "
-        "--cnnbench-seeds=0,1,2,3,4 --cnnbench-precision=float32 *--cnnbench-regen*"
+        "--cnnbench-seeds=0,1,2,3,4 --cnnbench-backend=* --cnnbench-precision=float32 "
+        "*--cnnbench-regen*"
     ])  # fmt: skip
