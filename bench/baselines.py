@@ -4,9 +4,9 @@ A baseline aggregates completed run records that share a key (budget, backend, p
 device class): per architecture, n, mean, sd, min and max of each gated metric
 (`bench.metrics.GATED`) over its seeds, the band parameters (`Tolerance`) and provenance.
 
-Versions: this harness writes version 2. Version 1 (whose best-epoch throughput was called
-`samples_per_second`) is migrated on load; any other version is refused with the command
-that regenerates it.
+Versions: this harness writes version 3. Version 1 (whose best-epoch throughput was called
+`samples_per_second`) and version 2 (before time-to-target) are migrated on load; any other
+version is refused with the command that regenerates it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from bench.schema import SchemaError, bounds, one_of, safe_name
 from bench.stats import describe
 
 SCHEMA = "cnn-mnist-bench/baseline"
-VERSION = 2
+VERSION = 3
 MIN_SEEDS = 2
 """The fewest seeds per architecture a baseline is made from: a band needs a spread."""
 
@@ -45,13 +45,16 @@ class Tolerance:
 
     * accuracy fails below ``mean - max(k * sd, accuracy_floor)``;
     * loss fails above ``mean + max(k * sd, loss_floor_rel * mean)``;
-    * efficiency fails below ``min * (1 - efficiency_margin)``.
+    * efficiency fails below ``min * (1 - efficiency_margin)``;
+    * epochs to the budget's target accuracy fail above ``max * (1 + target_margin)`` or when
+      the target is not reached (only for baselines whose every seed reached it).
     """
 
     k: float = field(default=3.0, metadata=bounds(0, 10))
     accuracy_floor: float = field(default=0.01, metadata=bounds(0, 0.5))
     loss_floor_rel: float = field(default=0.25, metadata=bounds(0, 5))
     efficiency_margin: float = field(default=0.25, metadata=bounds(0, 0.9))
+    target_margin: float = field(default=0.5, metadata=bounds(0, 10))
 
     def describe(self) -> dict[str, str]:
         """Return the band rule, in words, with this tolerance's numbers."""
@@ -59,6 +62,8 @@ class Tolerance:
             "test_accuracy": f"fail below mean - max({self.k} * sd, {self.accuracy_floor})",
             "test_loss": f"fail above mean + max({self.k} * sd, {self.loss_floor_rel} * mean)",
             "efficiency": f"fail below min * (1 - {self.efficiency_margin})",
+            "epochs_to_target": f"fail when not reached, or above max * (1 + "
+            f"{self.target_margin}) (only when every baseline seed reached the target)",
         }
 
     def lowest_accuracy(self, accuracy: MetricStats) -> float:
@@ -72,6 +77,10 @@ class Tolerance:
     def lowest_efficiency(self, efficiency: MetricStats) -> float:
         """Return the lowest passing efficiency."""
         return efficiency.min * (1 - self.efficiency_margin)
+
+    def latest_target(self, epochs: MetricStats) -> float:
+        """Return the most epochs to the target that still pass."""
+        return epochs.max * (1 + self.target_margin)
 
     def patched(self, override: dict[str, float], where: str) -> Tolerance:
         """Return this tolerance with a per-architecture override applied and checked."""
@@ -134,6 +143,10 @@ class ArchEntry:
     best_samples_per_second: MetricStats
     provenance: Origin
     tolerance: dict[str, float] = field(default_factory=dict)
+    epochs_to_target: MetricStats | None = None
+    """Epochs to the budget's target accuracy, when every seed reached it (else None)."""
+    seconds_to_target: MetricStats | None = None
+    """Training seconds to the target, likewise (machine-dependent: for reading, not gated)."""
     """Per-architecture overrides of the baseline's tolerance (pytest-benchmark users ask for
     thresholds per group)."""
 
@@ -267,6 +280,10 @@ def aggregate(runs: Sequence[RunRecord], tolerance: Tolerance | None = None) -> 
             if any(v is None for v in values):
                 raise BaselineError(f"{arch_id}: some runs lack {metric} (no steady epoch?)")
             stats[metric] = MetricStats.of([float(v) for v in values])
+        for metric in ("epochs_to_target", "seconds_to_target"):
+            values = [getattr(d, metric) for d in derived]
+            if all(v is not None for v in values):
+                stats[metric] = MetricStats.of([float(v) for v in values if v is not None])
         archs[arch_id] = ArchEntry(seeds=seeds, provenance=Origin.of(group), **stats)
     tolerance = tolerance or Tolerance()
     first, origin = runs[0].provenance, Origin.of(runs)
@@ -294,7 +311,12 @@ def _migrate_v1(document: dict[str, Any]) -> dict[str, Any]:
     return dict(document, version=2, archs=archs)
 
 
-MIGRATIONS = {1: _migrate_v1}
+def _migrate_v2(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 -> 3: time-to-target statistics and their margin are new (absent before)."""
+    return dict(document, version=3)
+
+
+MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2}
 REGENERATE = "regenerate it (python -m bench baseline RECORD.json ...)."
 
 

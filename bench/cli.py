@@ -122,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 training.train_run(arch_id, budget, seed, out_dir=folder,
                                    precision=settings.precision, data=data,
                                    keep_completed=not settings.force,
-                                   resume=not settings.force)
+                                   resume=not settings.force, eval_every=settings.eval_every)
             )  # fmt: skip
             print(f"wrote {folder / layout.RECORD_FILE}", flush=True)
     print(summary_table(done))

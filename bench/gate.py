@@ -11,7 +11,10 @@ front ends print. The bands:
   from collapsing when a few seeds agree;
 * loss: fail above ``mean + max(k * sd, floor_rel * mean)`` (floor_rel = 0.25);
 * efficiency (`mode="all"`): fail below ``min * (1 - margin)`` (margin = 0.25), from the
-  slowest honest seed, because speed on a shared machine is bimodal.
+  slowest honest seed, because speed on a shared machine is bimodal;
+* epochs to the budget's target accuracy (when the baseline's seeds all reached it): fail
+  above ``max * (1 + target_margin)`` (0.5) or when not reached: a change that trains faster
+  per step but needs more epochs fails here (MLPerf's and AlgoPerf's time-to-accuracy).
 """
 
 from __future__ import annotations
@@ -89,6 +92,13 @@ def compare(record: RunRecord, resolved: Resolved, *, speed: bool = True) -> lis
         checks.append(
             Check(arch_id, "efficiency", observed.efficiency, entry.efficiency.mean,
                   tolerance.lowest_efficiency(entry.efficiency), "min", origin, seed)
+        )  # fmt: skip
+    if entry.epochs_to_target is not None and record.time_to_target is not None:
+        # Machine-independent, so gated with accuracy: not reached counts as missing.
+        checks.append(
+            Check(arch_id, "epochs_to_target", observed.epochs_to_target,
+                  entry.epochs_to_target.mean, tolerance.latest_target(entry.epochs_to_target),
+                  "max", origin, seed)
         )  # fmt: skip
     return checks
 

@@ -97,6 +97,11 @@ def default_baselines() -> Path:
     return Path(override) if override else _packaged() / "measured"
 
 
+def targets_path() -> Path:
+    """Return the quality targets per budget (`bench.targets`)."""
+    return _packaged() / "targets.json"
+
+
 def published_path() -> Path:
     """Return the notebook's published numbers."""
     return _packaged() / "published" / "notebook.json"

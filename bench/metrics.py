@@ -16,7 +16,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from bench.records import RunRecord
+from bench.records import RunRecord, TimeToTarget
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,49 @@ class RunMetrics:
     eval_seconds_total: float
     peak_rss_mb: float | None
     peak_device_memory_mb: float | None
+    epochs_to_target: float | None
+    """Epochs (fractional with an evaluation interval) to the first evaluation at or above
+    the budget's target; None when not reached or when the budget has no target."""
+    seconds_to_target: float | None
+    """Training seconds to that evaluation (compilation included, evaluation excluded)."""
+    seconds_to_target_with_eval: float | None
+    """The same, plus every evaluation up to and including that one."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One evaluation of a run, at an epoch end or inside an epoch, with the clocks so far."""
+
+    position: float
+    train_seconds: float
+    train_and_eval_seconds: float
+    val_accuracy: float
+    val_loss: float
+
+
+def evaluation_points(record: RunRecord) -> list[Point]:
+    """Return every evaluation of a run in training order, with cumulative clocks."""
+    raw = [(e.position, e.train_seconds, e.seconds, e.val_accuracy, e.val_loss)
+           for e in record.evaluations]  # fmt: skip
+    trained = 0.0
+    for epoch in record.epochs:
+        trained += epoch.train_seconds
+        raw.append((float(epoch.epoch), trained, epoch.eval_seconds, epoch.val_accuracy,
+                    epoch.val_loss))  # fmt: skip
+    points, evaluated = [], 0.0
+    for position, train_seconds, seconds, accuracy, loss in sorted(raw):
+        evaluated += seconds
+        points.append(Point(position, train_seconds, train_seconds + evaluated, accuracy, loss))
+    return points
+
+
+def time_to_target(record: RunRecord, target: float) -> TimeToTarget:
+    """Return when a run first evaluated at or above `target` test accuracy (or not)."""
+    for point in evaluation_points(record):
+        if point.val_accuracy >= target:
+            return TimeToTarget(target, True, point.position, point.train_seconds,
+                                point.train_and_eval_seconds)  # fmt: skip
+    return TimeToTarget(target, False)
 
 
 GATED = ("test_accuracy", "test_loss", "efficiency", "best_samples_per_second")
@@ -53,6 +96,9 @@ def of(record: RunRecord) -> RunMetrics:
     median = statistics.median(steady) if steady else None
     best = min(steady) if steady else None
     timing = record.timing
+    reached = (
+        record.time_to_target if record.time_to_target and record.time_to_target.reached else None
+    )
     achieved = timing.training_flops_per_sample * samples / best if timing and best else None
     return RunMetrics(
         test_accuracy=record.final.test_accuracy if record.final else None,
@@ -69,4 +115,7 @@ def of(record: RunRecord) -> RunMetrics:
         eval_seconds_total=sum(e.eval_seconds for e in record.epochs),
         peak_rss_mb=timing.peak_rss_mb if timing else None,
         peak_device_memory_mb=timing.peak_device_memory_mb if timing else None,
+        epochs_to_target=reached.epochs if reached else None,
+        seconds_to_target=reached.train_seconds if reached else None,
+        seconds_to_target_with_eval=reached.train_and_eval_seconds if reached else None,
     )

@@ -111,6 +111,8 @@ OPTIONS: dict[str, Option] = {
                [0], type=seeds, listed=True),
         Option("epochs", "override the budget's epochs", type=positive),
         Option("train-samples", "override the budget's training images", type=positive),
+        Option("eval-every", "also evaluate every N training steps inside an epoch (off the "
+               "training clock), for time-to-accuracy finer than an epoch", type=positive),
         Option("backend", "Keras backend (default: $KERAS_BACKEND, else tensorflow)",
                choices=BACKENDS),
         Option("precision", "Keras dtype policy; auto (default) = the fastest measured to keep "
@@ -134,7 +136,8 @@ OPTIONS: dict[str, Option] = {
     )
 }  # fmt: skip
 
-TRAINING = ("archs", "budget", "seeds", "epochs", "train-samples", "backend", "precision", "data")
+TRAINING = ("archs", "budget", "seeds", "epochs", "train-samples", "eval-every", "backend",
+            "precision", "data")  # fmt: skip
 """The options that say which runs to train and how."""
 
 
@@ -172,6 +175,7 @@ class Settings:
     seeds: tuple[int, ...]
     epochs: int | None
     train_samples: int | None
+    eval_every: int | None
     backend: str | None
     precision: str
     out: Path

@@ -5,10 +5,11 @@ metrics and clocks, the FLOP count, the matmul peaks, peak memory), the final te
 per-layer weight summaries and provenance. Derived figures (samples/s, efficiency) are not
 stored: `bench.metrics` computes them, once, for the gate, the benchmark and the report.
 
-Versions: this harness writes version 2. Version 1 records (which also stored derived timing
-figures, with `{}` for "not yet") are migrated on load; any other version is refused with the
-command that writes a current record. The trainer and the tests build records with the same
-constructors (`RunRecord.start`, `with_epoch`, `finished`).
+Versions: this harness writes version 3. Version 1 records (which also stored derived timing
+figures, with `{}` for "not yet") and version 2 (before time-to-target) are migrated on load;
+any other version is refused with the command that writes a current record. The trainer and
+the tests build records with the same constructors (`RunRecord.start`, `with_epoch`,
+`finished`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from bench.precisions import POLICIES
 from bench.schema import SchemaError, bounds, one_of, safe_name
 
 SCHEMA = "cnn-mnist-bench/run"
-VERSION = 2
+VERSION = 3
 STATUSES = ("completed", "diverged", "running")
 MAX_SEED = 2**32 - 1
 """Seeds are NumPy/TensorFlow seeds: unsigned 32-bit."""
@@ -72,6 +73,8 @@ class Config:
     precision: str = field(metadata=one_of(*POLICIES))
     train_samples: int = field(metadata=bounds(1))
     test_samples: int = field(metadata=bounds(1))
+    eval_every: int | None = field(default=None, metadata=bounds(1))
+    """Also evaluate every this many training steps inside an epoch (None: epoch ends only)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,40 @@ class Epoch:
     eval_seconds: float = field(metadata=bounds(0))
     compiled: bool
     """True for the epoch that traced and compiled the train step (the first in a process)."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A test-set evaluation inside an epoch (`--eval-every`), off the training clock."""
+
+    position: float = field(metadata=bounds(above=0))
+    """Where in training: epochs, fractional (1.5 = half way through the second epoch)."""
+    train_seconds: float = field(metadata=bounds(0))
+    """Training seconds since the run started, up to this point (evaluations excluded)."""
+    seconds: float = field(metadata=bounds(0))
+    """How long this evaluation took."""
+    val_loss: float = field(metadata=bounds(0))
+    val_accuracy: float = field(metadata=bounds(0, 1))
+
+
+@dataclass(frozen=True)
+class TimeToTarget:
+    """When the run first evaluated at or above its budget's target test accuracy.
+
+    `train_seconds` counts the training clock only, compilation included (AlgoPerf);
+    `train_and_eval_seconds` adds every evaluation up to that one (MLPerf's wall clock, data
+    loading aside). All three are None when the target was not reached.
+    """
+
+    target: float = field(metadata=bounds(0, 1))
+    reached: bool
+    epochs: float | None = field(default=None, metadata=bounds(above=0))
+    train_seconds: float | None = field(default=None, metadata=bounds(0))
+    train_and_eval_seconds: float | None = field(default=None, metadata=bounds(0))
+
+    def __post_init__(self) -> None:
+        if self.reached != (self.epochs is not None):
+            raise ValueError("time_to_target: epochs is given exactly when the target is reached")
 
 
 @dataclass(frozen=True)
@@ -190,6 +227,10 @@ class RunRecord:
     final: Final | None = None
     weights: Weights | None = None
     divergence: Divergence | None = None
+    evaluations: tuple[Evaluation, ...] = ()
+    """Evaluations inside epochs (only with an evaluation interval); epoch ends are `epochs`."""
+    time_to_target: TimeToTarget | None = None
+    """None when the budget has no target (or the record predates targets)."""
     schema: str = field(default=SCHEMA, metadata=one_of(SCHEMA))
     version: int = VERSION
 
@@ -217,18 +258,23 @@ class RunRecord:
         """Return this record with one more finished epoch."""
         return dataclasses.replace(self, epochs=(*self.epochs, epoch))
 
+    def with_evaluation(self, evaluation: Evaluation) -> RunRecord:
+        """Return this record with one more evaluation inside an epoch."""
+        return dataclasses.replace(self, evaluations=(*self.evaluations, evaluation))
+
     def finished(
         self,
         timing: Timing,
         weights: Weights,
         final: Final | None = None,
         divergence: Divergence | None = None,
+        time_to_target: TimeToTarget | None = None,
     ) -> RunRecord:
         """Return the record of a finished run: completed with `final`, or diverged."""
         status = "diverged" if divergence is not None else "completed"
-        return dataclasses.replace(
-            self, status=status, timing=timing, weights=weights, final=final, divergence=divergence
-        )
+        return dataclasses.replace(self, status=status, timing=timing, weights=weights,
+                                   final=final, divergence=divergence,
+                                   time_to_target=time_to_target)  # fmt: skip
 
     @property
     def completed(self) -> bool:
@@ -259,7 +305,12 @@ def _migrate_v1(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-MIGRATIONS = {1: _migrate_v1}
+def _migrate_v2(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 -> 3: evaluations inside epochs and time-to-target are new (absent before)."""
+    return dict(document, version=3)
+
+
+MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2}
 """Version -> a function that lifts a document of that version by one."""
 REGENERATE = "train the run again to write a current record (python -m bench run ... --force)."
 

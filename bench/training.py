@@ -24,13 +24,23 @@ import keras
 import numpy as np
 
 from archs import REGISTRY
-from bench import measure, provenance
+from bench import measure, metrics, provenance, targets
 from bench.budgets import DEFAULT_BUDGET, Budget, get_budget
 from bench.data import Arrays, dataset_fingerprint, load_mnist, preprocess
 from bench.memory import reset_device_peak
 from bench.precisions import DEFAULT_PRECISION, resolve
 from bench.progress import LiveProgress, Writer, stderr_writer
-from bench.records import ArchInfo, BudgetInfo, Config, Divergence, Epoch, Final, RunRecord, Weights
+from bench.records import (
+    ArchInfo,
+    BudgetInfo,
+    Config,
+    Divergence,
+    Epoch,
+    Evaluation,
+    Final,
+    RunRecord,
+    Weights,
+)
 from bench.runfolder import RunFolder
 
 BATCH_SIZE = 128
@@ -53,6 +63,53 @@ class StopOnNonFinite(keras.callbacks.TerminateOnNaN):
         if self.at is None and loss is not None and not math.isfinite(float(loss)):
             self.at = (batch + 1, str(float(loss)))
         super().on_batch_end(batch, logs)
+
+
+def test_metrics(model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Return (loss, accuracy) on the test set by inference alone.
+
+    Unlike `model.evaluate`, this leaves the model's metric state alone, so it can run in the
+    middle of an epoch without changing what the epoch reports. The loss is Keras'
+    categorical cross-entropy (probabilities clipped at 1e-7).
+    """
+    losses, hits = [], 0
+    for start in range(0, len(x), EVAL_BATCH_SIZE):
+        probs = keras.ops.convert_to_numpy(model(x[start : start + EVAL_BATCH_SIZE],
+                                                 training=False)).astype(np.float64)  # fmt: skip
+        truth = y[start : start + EVAL_BATCH_SIZE]
+        losses.append(-(truth * np.log(np.clip(probs, 1e-7, 1 - 1e-7))).sum(axis=1))
+        hits += int((probs.argmax(axis=1) == truth.argmax(axis=1)).sum())
+    return float(np.concatenate(losses).mean()), hits / len(x)
+
+
+class IntervalEvaluation(keras.callbacks.Callback):
+    """Evaluate on the test set every `every` steps inside an epoch, off the training clock.
+
+    The time it spends is returned in `spent`, for the trainer to take off the epoch's
+    training seconds.
+    """
+
+    def __init__(self, every: int, data: tuple[np.ndarray, np.ndarray], epoch: int,
+                 steps: int, trained_before: float) -> None:  # fmt: skip
+        super().__init__()
+        self.every, self.data, self.epoch, self.steps = every, data, epoch, steps
+        self.trained_before = trained_before
+        self.started = time.perf_counter()
+        self.spent = 0.0
+        self.found: list[Evaluation] = []
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        step = batch + 1
+        if step % self.every or step >= self.steps:
+            return
+        began = time.perf_counter()
+        loss, accuracy = test_metrics(self.model, *self.data)
+        seconds = time.perf_counter() - began
+        trained = self.trained_before + (began - self.started) - self.spent
+        self.spent += seconds
+        self.found.append(Evaluation(position=self.epoch - 1 + step / self.steps,
+                                     train_seconds=trained, seconds=seconds, val_loss=loss,
+                                     val_accuracy=accuracy))  # fmt: skip
 
 
 def configure_determinism(seed: int) -> None:
@@ -124,6 +181,8 @@ class Trainer:
         write: where progress lines go.
         resume: resume an unfinished run found in `out_dir`; False starts afresh, keeping
             the folder's result until the new run finishes.
+        eval_every: also evaluate on the test set every this many steps inside an epoch (off
+            the training clock), so that time-to-accuracy is not rounded up to whole epochs.
     """
 
     def __init__(
@@ -139,6 +198,7 @@ class Trainer:
         callbacks: Sequence[keras.callbacks.Callback] = (),
         write: Writer = stderr_writer,
         resume: bool = True,
+        eval_every: int | None = None,
     ) -> None:
         if arch_id not in REGISTRY:
             raise ValueError(f"Unknown architecture {arch_id!r}. Valid ids: {', '.join(REGISTRY)}")
@@ -164,6 +224,7 @@ class Trainer:
             precision=self.precision,
             train_samples=len(self.x),
             test_samples=len(self.xt),
+            eval_every=eval_every,
         )
         self.label = f"[{arch_id} {self.budget.name} seed={seed}]"
         self.model: keras.Model | None = None
@@ -275,6 +336,11 @@ class Trainer:
         _reseed_dropout(model, self.seed, epoch)
         steps = math.ceil(len(self.x) / BATCH_SIZE)
         progress = LiveProgress(self.label, epoch, self.budget.epochs, steps, self.write)
+        extra: list[keras.callbacks.Callback] = []
+        if self.config.eval_every:
+            trained = sum(e.train_seconds for e in self._started()[1].epochs)
+            extra.append(IntervalEvaluation(self.config.eval_every, (self.xt, self.yt), epoch,
+                                            steps, trained))  # fmt: skip
         started = time.perf_counter()
         history = model.fit(
             self.x[order],
@@ -283,15 +349,18 @@ class Trainer:
             epochs=1,
             shuffle=False,
             verbose=0,
-            callbacks=[self.guard, progress, *self.callbacks],
+            callbacks=[self.guard, progress, *self.callbacks, *extra],
         )
         seconds = time.perf_counter() - started
+        evaluations = extra[0].found if extra else []
+        seconds -= extra[0].spent if extra else 0.0
         if self.guard.at is not None:
             self.write(f"{self.label} DIVERGED in epoch {epoch} at batch {self.guard.at[0]}")
             self.divergence = Divergence(epoch, *self.guard.at)
             return
         logs = {key: float(values[-1]) for key, values in history.history.items()}
-        self.pending = {"epoch": epoch, "logs": logs, "train_seconds": seconds}
+        self.pending = {"epoch": epoch, "logs": logs, "train_seconds": seconds,
+                        "evaluations": evaluations}  # fmt: skip
 
     def _evaluate(self) -> dict[str, float]:
         model, _ = self._started()
@@ -308,6 +377,8 @@ class Trainer:
         started = time.perf_counter()
         evaluated = self._evaluate()
         epoch, logs, train_seconds = pending["epoch"], pending["logs"], pending["train_seconds"]
+        for evaluation in pending["evaluations"]:
+            record = record.with_evaluation(evaluation)
         self.record = record.with_epoch(
             Epoch(
                 epoch=epoch,
@@ -339,12 +410,15 @@ class Trainer:
             layers=measure.weight_summaries(model),
         )
         timing = measure.timing(model, self.precision)
+        target = targets.load().for_budget(self.budget.name)
+        reached = metrics.time_to_target(record, target.test_accuracy) if target else None
         if self.diverged:
-            record = record.finished(timing, weights, divergence=self.divergence)
+            record = record.finished(timing, weights, divergence=self.divergence,
+                                     time_to_target=reached)  # fmt: skip
         elif self.epochs_left == 0:
             final = self._evaluate()
             result = Final(test_loss=float(final["loss"]), test_accuracy=float(final["accuracy"]))
-            record = record.finished(timing, weights, final=result)
+            record = record.finished(timing, weights, final=result, time_to_target=reached)
         self.record = record
         if self.folder is not None:
             self.folder.save_final(model, record)

@@ -1,6 +1,7 @@
 """Valid run records for tests that need no training, built with the trainer's constructors."""
 
 from archs import REGISTRY
+from bench import metrics
 from bench.records import (
     ArchInfo,
     BudgetInfo,
@@ -30,10 +31,14 @@ def make_record(
     device="Intel(R) Xeon(R) Processor",
     versions=None,
     status="completed",
+    target=None,
+    val_accuracies=None,
 ):
     """Return a record of `epochs` epochs: the first compiling (3 s), the rest `epoch_seconds`.
 
     The FLOP count is set so that the run's efficiency (fastest steady epoch) is `efficiency`.
+    With `target`, the record carries its time to that test accuracy (`val_accuracies`, one
+    per epoch, say when it is reached).
     """
     spec = REGISTRY[arch_id]
     config = Config(
@@ -54,7 +59,8 @@ def make_record(
     for e in range(1, epochs + 1):
         record = record.with_epoch(
             Epoch(epoch=e, loss=1.0 / e, accuracy=max(acc - 0.1 / e, 0.0), val_loss=0.9 / e,
-                  val_accuracy=max(acc - 0.05 / e, 0.0),
+                  val_accuracy=(val_accuracies or [max(acc - 0.05 / i, 0.0)
+                                                   for i in range(1, epochs + 1)])[e - 1],
                   train_seconds=3.0 if e == 1 else epoch_seconds, eval_seconds=0.1,
                   compiled=e == 1)
         )  # fmt: skip
@@ -64,6 +70,6 @@ def make_record(
     flops = efficiency * peak * epoch_seconds / train_samples
     timing = Timing(training_flops_per_sample=flops, peak_flops=peak, peak_dtype="float32",
                     peaks={"float32": peak}, peak_rss_mb=1536.0)  # fmt: skip
-    return record.finished(
-        timing, Weights(file=model_file), Final(test_loss=loss, test_accuracy=acc)
-    )
+    reached = metrics.time_to_target(record, target) if target is not None else None
+    final = Final(test_loss=loss, test_accuracy=acc)
+    return record.finished(timing, Weights(file=model_file), final, time_to_target=reached)

@@ -22,7 +22,8 @@ def test_train(benchmark, bench_arch, bench_seed, cnnbench, live_write):
     benchmark.group = f"train-{budget.name}"
     options = plants.trainer_options(settings.plant, default_data())
     with Trainer(bench_arch, budget, bench_seed, out_dir=folder, precision=settings.precision,
-                 write=live_write, resume=False, **options) as trainer:  # fmt: skip
+                 write=live_write, resume=False, eval_every=settings.eval_every,
+                 **options) as trainer:  # fmt: skip
         benchmark.pedantic(
             trainer.train_epoch,
             setup=trainer.evaluate_epoch,
