@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gate", help="check run records against their baselines; exit 1 on a regression"
     )
     gate.add_argument("records", nargs="+", type=Path, help="record.json files")
-    add_options(gate.add_argument, ("baselines", "gate"))
+    add_options(gate.add_argument, ("baselines", "gate", "summary"))
     gate.add_argument(
         "--accuracy-only", action="store_const", const="accuracy", dest="gate",
         help="same as --gate accuracy",
@@ -183,6 +183,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
     for record in _load(args.records):
         gate.check(record)
     print(gate.summary())
+    written = gate.write_markdown(settings.summary)
+    if written:
+        print(f"Markdown summary appended to {written}")
     for check in gate.failed:
         print(check.message(), file=sys.stderr)
     return 1 if gate.failed else 0

@@ -151,6 +151,37 @@ def depth(groups: Sequence[Group], published: dict[str, Any], budget: str) -> Fi
     return fig
 
 
+def time_to_accuracy(group: Group, target: float | None) -> Figure:
+    """Test accuracy against training seconds (evaluation off the clock), every seed; target.
+
+    Each seed's first evaluation at or above the target is marked: its time-to-accuracy.
+    """
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    for run in group.runs:
+        points = metrics.evaluation_points(run)
+        if not points:
+            continue
+        seconds = [p.train_seconds for p in points]
+        (line,) = ax.plot(seconds, [p.val_accuracy for p in points], "o-", alpha=0.7,
+                          markersize=3, label=f"seed {run.config.seed}")  # fmt: skip
+        reached = run.time_to_target
+        if reached and reached.reached:
+            ax.plot([reached.train_seconds], [next(p.val_accuracy for p in points
+                                                   if p.position == reached.epochs)],
+                    "*", markersize=12, color=line.get_color())  # fmt: skip
+    if not ax.get_lines():
+        raise ValueError("no run has an evaluation to draw")
+    if target is not None:
+        ax.axhline(target, color="black", linestyle="--", label=f"target {target:g}")
+    ax.set(title=f"{group.arch_id}, budget {group.budget}: time to accuracy (* = target reached)",
+           xlabel="training seconds (evaluation excluded)", ylabel="test accuracy")  # fmt: skip
+    ax.grid(True)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def speed(groups: Sequence[Group], budget: str) -> Figure:
     """Best steady-epoch samples/s and its fraction of the matmul peak, per architecture.
 

@@ -20,6 +20,7 @@ front ends print. The bands:
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,6 +133,7 @@ class Gate:
     regen_hint: str = "python -m bench baseline RECORD.json ... (records of 2+ seeds)"
     checks: list[Check] = field(default_factory=list)
     chosen: dict[str, str] = field(default_factory=dict)
+    commits: dict[str, tuple[str, ...]] = field(default_factory=dict)
     crossings: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -152,6 +154,7 @@ class Gate:
             hint = self.regen_hint.format(budget=key.budget)
             raise BaselineError(f"{error}\nCreate it on this machine:\n  {hint}") from None
         self.chosen[str(resolved.path)] = resolved.reason
+        self.commits[str(resolved.path)] = resolved.baseline.provenance.git_commits
         self.crossings.update(resolved.crossings)
         checks = compare(record, resolved, speed=self.mode == "all")
         self.checks.extend(checks)
@@ -169,3 +172,46 @@ class Gate:
         lines += [f"NOTE: comparison crosses {c}" for c in sorted(self.crossings)]
         lines.append(f"{len(self.failed)} regression(s) in {len(self.checks)} checks")
         return "\n".join(lines)
+
+    def markdown(self, title: str = "cnnbench regression gate") -> str:
+        """Return the summary as GitHub-flavoured Markdown, failing rows first.
+
+        For a CI job summary (`$GITHUB_STEP_SUMMARY`) or a pull-request comment: a verdict
+        line, one table row per check with its signed change, and the baseline (file and
+        the commits it was measured at) each row was judged against.
+        """
+        verdict = "❌ failed" if self.failed else "✅ passed"
+        lines = [f"### {title}: {verdict}", "",
+                 f"{len(self.failed)} regression(s) in {len(self.checks)} checks.", ""]  # fmt: skip
+        if self.checks:
+            lines += [
+                "| verdict | arch | seed | metric | observed | baseline mean | band | change "
+                "| judged against |",
+                "|---|---|---|---|---:|---:|---|---:|---|",
+            ]
+            for c in sorted(self.checks, key=lambda c: c.passed):
+                observed = "missing" if c.observed is None else f"{c.observed:.4f}"
+                change = f"{c.relative:+.1%}" if c.relative is not None else "n/a"
+                band = ("≥ " if c.direction == "min" else "≤ ") + f"{c.bound:.4f}"
+                commits = ", ".join(commit[:7] for commit in self.commits.get(c.baseline, ()))
+                against = f"`{Path(c.baseline).name}`" + (f" @ {commits}" if commits else "")
+                lines.append(
+                    f"| {'ok' if c.passed else '**REGRESSION**'} | {c.arch_id} | {c.seed} | "
+                    f"{c.metric} | {observed} | {c.mean:.4f} | {band} | {change} | {against} |"
+                )
+        notes = [f"Baseline `{path}`: {why}." for path, why in sorted(self.chosen.items())]
+        notes += [f"Comparison crosses {crossing}." for crossing in sorted(self.crossings)]
+        if notes:
+            lines += ["", *[f"- {note}" for note in notes]]
+        return "\n".join(lines) + "\n"
+
+    def write_markdown(self, path: Path | None) -> Path | None:
+        """Append the Markdown summary to `path`, else to $GITHUB_STEP_SUMMARY when set."""
+        target = path or (Path(os.environ["GITHUB_STEP_SUMMARY"])
+                          if os.environ.get("GITHUB_STEP_SUMMARY") else None)  # fmt: skip
+        if target is None:
+            return None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("a", encoding="utf-8") as handle:  # GitHub's summary file appends
+            handle.write(self.markdown() + "\n")
+        return target

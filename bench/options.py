@@ -128,6 +128,8 @@ OPTIONS: dict[str, Option] = {
                "all", choices=GATE_MODES),
         Option("baselines", "measured-baselines folder (default: $CNNBENCH_BASELINES, else "
                "the packaged baselines/measured)", type=Path),
+        Option("summary", "also write the gate's summary as Markdown to this file (default: "
+               "$GITHUB_STEP_SUMMARY when set)", type=Path),
         Option("regen", "write this session's results as the baseline (2+ seeds)", flag=True),
         Option("allow-fewer-seeds", "let a regenerated baseline replace entries measured "
                "over more seeds", flag=True),
@@ -183,6 +185,7 @@ class Settings:
     force: bool
     gate: str
     baselines: Path | None
+    summary: Path | None
     regen: bool
     allow_fewer_seeds: bool
     plant: str

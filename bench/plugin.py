@@ -19,8 +19,8 @@ import pytest
 from bench import layout, options
 from bench.options import PYTEST_PREFIX, OptionError, Settings
 
-PYTEST_OPTIONS = (*options.TRAINING, "out", "gate", "baselines", "regen", "allow-fewer-seeds",
-                  "plant")  # fmt: skip
+PYTEST_OPTIONS = (*options.TRAINING, "out", "gate", "baselines", "summary", "regen",
+                  "allow-fewer-seeds", "plant")  # fmt: skip
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -187,5 +187,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section("cnnbench regression gate")
     if bench.gate.checks:
         terminalreporter.write_line(bench.gate.summary())
+        written = bench.gate.write_markdown(bench.settings.summary)
+        if written:
+            terminalreporter.write_line(f"Markdown summary appended to {written}")
     for note in bench.notes:
         terminalreporter.write_line(note)

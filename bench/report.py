@@ -21,7 +21,7 @@ from tabulate import tabulate
 
 from archs import NOTEBOOK_IDS, REGISTRY
 from archs._blocks import Drop
-from bench import figures, layout, metrics, records
+from bench import figures, layout, metrics, records, targets
 from bench.atomic import atomic_write
 from bench.baselines import MetricStats, Tolerance
 from bench.records import RunRecord
@@ -245,11 +245,13 @@ def table(groups: Sequence[Group], published: dict[str, Any]) -> str:
             f"{epoch_s:.2f}" if epoch_s else "",
             f"{sps:,.0f}" if sps else "",
             f"{eff:.2f}" if eff else "",
+            _reached(group),
             memory,
         ])  # fmt: skip
     headers = ["arch", "params", "budget", "epochs", "test accuracy (mean ± sd)", "published",
                "difference", "median s / epoch", "median samples / s",
-               "fraction of peak (best epoch)", "peak memory (MiB)"]  # fmt: skip
+               "fraction of peak (best epoch)", "target reached (median time)",
+               "peak memory (MiB)"]  # fmt: skip
     return tabulate(rows, headers=headers, tablefmt="github")
 
 
@@ -271,8 +273,32 @@ def _figures(groups: Sequence[Group], published: dict[str, Any]) -> list[tuple[s
              lambda g=group: figures.curves(g, published)),
             (f"weights {group.arch_id} ({group.budget})", f"weights_{name}",
              lambda g=group: figures.weights(g)),
+            (f"time to accuracy {group.arch_id} ({group.budget})", f"time_to_accuracy_{name}",
+             lambda g=group: figures.time_to_accuracy(g, _target(g))),
         ]  # fmt: skip
     return planned
+
+
+def _target(group: Group) -> float | None:
+    reached = [r.time_to_target for r in group.runs if r.time_to_target]
+    if reached:
+        return reached[0].target
+    target = targets.load().for_budget(group.budget_name)
+    return target.test_accuracy if target else None
+
+
+def _reached(group: Group) -> str:
+    """Say how many runs reached their target, and when (median epochs and seconds)."""
+    known = [r.time_to_target for r in group.runs if r.time_to_target]
+    if not known:
+        return ""
+    hits = [t for t in known if t.reached]
+    text = f"{len(hits)}/{len(known)} ≥ {known[0].target:g}"
+    if hits:
+        epochs = statistics.median(t.epochs for t in hits if t.epochs is not None)
+        seconds = statistics.median(t.train_seconds for t in hits if t.train_seconds is not None)
+        text += f": {epochs:g} epochs, {seconds:.1f} s"
+    return text
 
 
 def _evidence(groups: Sequence[Group]) -> list[str]:

@@ -328,3 +328,27 @@ def test_gate_command_exit_codes_and_table(tmp_path, capsys):
     assert cli_main(["gate", str(worse), "--baselines", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: No baseline for budget=ci") and "Traceback" not in err
+
+
+def test_the_markdown_summary_renders_as_a_table_with_failures_first(tmp_path, monkeypatch):
+    from markdown_it import MarkdownIt
+
+    gate = gate_over(tmp_path / "b", runs())
+    gate.check(make_record(seed=8))
+    gate.check(make_record(seed=9, acc=0.5))
+    html = MarkdownIt("commonmark").enable("table").render(gate.markdown())  # GFM tables
+    assert html.count("<table>") == 1
+    header = html.split("<thead>")[1].split("</thead>")[0]
+    assert [h.split(">")[1].split("<")[0] for h in header.split("<th")[1:]] == [
+        "verdict", "arch", "seed", "metric", "observed", "baseline mean", "band", "change",
+        "judged against"]  # fmt: skip
+    rows = html.split("<tbody>")[1].split("</tr>")[:-1]
+    assert len(rows) == 6 and "<strong>REGRESSION</strong>" in rows[0]
+    assert "-47.6%" in rows[0] and "tensorflow-float32-cpu-intel-xeon-processor.json" in rows[0]
+    assert "@ abc" in rows[0]  # the commit the baseline was measured at
+    assert all("<strong>REGRESSION</strong>" not in row for row in rows[1:])
+    assert "failed" in html.split("<table>")[0]
+    summary = tmp_path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert gate.write_markdown(None) == summary and gate.write_markdown(None) == summary
+    assert summary.read_text().count("<table>") == 0 and summary.read_text().count("| verdict") == 2

@@ -191,3 +191,22 @@ def test_reduced_precision_is_judged_against_its_float32_twin_by_the_gate_band()
     assert "1/4 inside its loss band" in line
     assert line.endswith("DOES NOT keep float32's accuracy")
     assert report.precision_verdicts([same]) == []  # no float32 twin, no verdict
+
+
+def test_time_to_accuracy_has_every_seed_the_target_line_and_where_each_reached_it():
+    runs = [make_record(seed=s, epochs=3, target=0.85, val_accuracies=v)
+            for s, v in enumerate(([0.5, 0.9, 0.95], [0.6, 0.7, 0.86]))]  # fmt: skip
+    ax = figures.time_to_accuracy(Group("model_1_a", "ci", runs), 0.85).axes[0]
+    assert ax.get_xlabel() == "training seconds (evaluation excluded)"
+    assert ax.get_ylabel() == "test accuracy"
+    assert labels(ax) == ["seed 0", "seed 1", "target 0.85"]
+    stars = [line for line in ax.get_lines() if line.get_marker() == "*"]
+    assert [list(s.get_xdata()) for s in stars] == [[4.0], [5.0]]  # 3 s + 1 s; 3 s + 1 s + 1 s
+    seed0 = ax.get_lines()[0]
+    assert list(seed0.get_xdata()) == [3.0, 4.0, 5.0] and list(seed0.get_ydata()) == [
+        0.5,
+        0.9,
+        0.95,
+    ]
+    row = report.table([Group("model_1_a", "ci", runs)], {}).splitlines()[2]
+    assert "2/2 ≥ 0.85: 2.5 epochs, 4.5 s" in row
