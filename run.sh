@@ -37,6 +37,7 @@ case "$cmd" in
   gate)
     setup
     exec "$VENV/bin/python" -m pytest bench --cnnbench-budget=ci \
-      --cnnbench-out=results/ci --benchmark-json=results/ci/benchmark.json "$@" ;;
+      --cnnbench-out=results/ci --benchmark-json=results/ci/benchmark.json \
+      --benchmark-autosave --benchmark-storage=file://results/history "$@" ;;
   *) sed -n '2,8p' "$0"; exit 2 ;;
 esac

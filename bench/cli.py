@@ -66,6 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     peers.add_argument(
         "--peers", nargs="+", choices=PEERS, default=list(PEERS), help="peers (default: all)"
     )
+    history = commands.add_parser(
+        "history", help="trends and change points across commits, from saved benchmark runs"
+    )
+    history.add_argument(
+        "folders", nargs="*", type=Path,
+        help="pytest-benchmark storage folders or files (default results/history)",
+    )  # fmt: skip
+    history.add_argument(
+        "--against", default="previous",
+        help="compare the latest commit with: previous, best, or a commit hash",
+    )  # fmt: skip
+    history.add_argument("-o", "--out", type=Path, help="figures folder (default results/report)")
     report = commands.add_parser("report", help="figures and report.md from run records")
     report.add_argument("records", nargs="+", type=Path, help="record.json files")
     report.add_argument("-o", "--out", type=Path, help="report folder (default results/report)")
@@ -212,6 +224,34 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    """Draw each architecture's trend across commits; print change points and a comparison."""
+    from bench import figures, history
+
+    folders = args.folders or [layout.Results().history]
+    commits, problems = history.load(folders)
+    for problem in problems:
+        print(f"note: {problem}")
+    if not commits:
+        raise OptionError(f"no cnnbench results by commit under {', '.join(map(str, folders))}; "
+                          "save some with pytest bench --benchmark-autosave")  # fmt: skip
+    out = args.out or layout.Results().report_dir
+    points = history.change_points(commits)
+    for arch in history.archs(commits):
+        path = out / f"history_{arch}.png"
+        figures.save(history.figure(commits, arch, points), path)
+        print(f"wrote {path}")
+    print(f"{len(commits)} commits, {commits[0].id[:7]} .. {commits[-1].id[:7]}")
+    for point in points:
+        print(f"CHANGE POINT: {point.arch} {point.metric} at {point.commit[:7]}: "
+              f"{point.before:.4g} -> {point.after:.4g} ({point.relative:+.1%}, "
+              f"Welch p = {point.p_value:.2g})")  # fmt: skip
+    if not points:
+        print("no change point")
+    print(history.compare(commits, args.against))
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "main": cmd_main,
@@ -219,6 +259,7 @@ COMMANDS = {
     "gate": cmd_gate,
     "peers": cmd_peers,
     "report": cmd_report,
+    "history": cmd_history,
 }
 
 

@@ -11,6 +11,7 @@ default `results`) holds:
     benchmark.json                              pytest-benchmark's JSON (`pytest bench`)
     report/                                     figures and report.md
     peers.json                                  the peer benchmark
+    history/                                    saved benchmark runs by commit (bench.history)
 
 Baselines ship inside the `baselines` package (found through `importlib.resources`, so a
 plain `pip install` finds them as an editable one does); `$CNNBENCH_BASELINES` or
@@ -80,6 +81,11 @@ class Results:
     def report_dir(self) -> Path:
         """The report's folder."""
         return self.root / "report"
+
+    @property
+    def history(self) -> Path:
+        """pytest-benchmark's saved runs, one per commit (`--benchmark-storage`)."""
+        return self.root / "history"
 
     @property
     def peers_json(self) -> Path:

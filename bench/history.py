@@ -1,0 +1,214 @@
+"""The history across commits: results kept by commit, trends, change points, comparisons.
+
+Results are pytest-benchmark's own saved runs (`pytest bench --benchmark-autosave
+--benchmark-storage=file://results/history`, as `./run.sh gate` does): one JSON file per run,
+with the commit (`commit_info`) and, per benchmark, the harness's figures (`extra_info`,
+`bench.metrics`). This module reads every such file under the folders given, groups results
+by commit (in commit-time order) and architecture, and per metric:
+
+* draws the trend (x: commits, labelled with short hash and date; every seed a dot);
+* finds change points by sequential step detection: each commit's values against the
+  segment before it (the commits since the last change point, at most `WINDOW`), a change
+  point when Welch's t-test gives p < `ALPHA` *and* the means differ by at least the metric's
+  `MIN_CHANGE` (so tiny but consistent shifts of a deterministic metric do not count). It
+  needs 2+ seeds at a commit; commits with one are drawn but not tested;
+* compares the latest commit with the best, the previous or a named one.
+
+Files written by older harness versions lack some figures (time-to-target before record
+version 3): those points are missing, and said. Files that are not cnnbench results are
+listed as unreadable, with why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from tabulate import tabulate
+
+from bench.stats import welch_p
+
+METRICS = {
+    "test_accuracy": ("test accuracy", "higher"),
+    "seconds_to_target": ("training seconds to target", "lower"),
+    "efficiency": ("efficiency (fraction of matmul peak)", "higher"),
+}
+"""metric in `extra_info` -> (axis label, which direction is better)."""
+MIN_CHANGE = {"test_accuracy": 0.01, "seconds_to_target": 0.10, "efficiency": 0.10}
+"""The smallest relative change of the mean that counts as a change point."""
+ALPHA = 0.01
+WINDOW = 5
+
+
+@dataclass
+class Commit:
+    """The results of one commit: per architecture, per metric, one value per run."""
+
+    id: str
+    time: str
+    dirty: bool = False
+    values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """Short hash and date, for axes and tables."""
+        return f"{self.id[:7]}{'+' if self.dirty else ''}\n{self.time[:10]}"
+
+
+@dataclass(frozen=True)
+class ChangePoint:
+    """A commit where a metric of an architecture stepped away from the segment before it."""
+
+    arch: str
+    metric: str
+    commit: str
+    before: float
+    after: float
+    p_value: float
+
+    @property
+    def relative(self) -> float:
+        """Signed relative change of the mean."""
+        return (self.after - self.before) / abs(self.before)
+
+
+def load(folders: Sequence[Path]) -> tuple[list[Commit], list[str]]:
+    """Read saved benchmark runs under `folders`; return commits in order, and problems."""
+    commits: dict[str, Commit] = {}
+    problems: list[str] = []
+    files = sorted(p for folder in folders for p in
+                   ([folder] if folder.is_file() else folder.rglob("*.json")))  # fmt: skip
+    for path in files:
+        try:
+            document = json.loads(path.read_text())
+            info = document["commit_info"]
+            rows = [b["extra_info"] for b in document["benchmarks"]]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            problems.append(f"{path}: not a pytest-benchmark result ({type(error).__name__})")
+            continue
+        rows = [row for row in rows if isinstance(row, dict) and "arch" in row]
+        if not rows:
+            problems.append(f"{path}: no cnnbench results in it (no extra_info.arch)")
+            continue
+        if not info.get("id"):
+            problems.append(f"{path}: saved outside a git checkout (no commit id)")
+            continue
+        commit = commits.setdefault(
+            info["id"],
+            Commit(
+                info["id"],
+                str(info.get("time") or document.get("datetime", "")),
+                bool(info.get("dirty")),
+            ),
+        )
+        missing = set()
+        for row in rows:
+            per_arch = commit.values.setdefault(row["arch"], {})
+            for metric in METRICS:
+                value = row.get(metric)
+                if isinstance(value, int | float):
+                    per_arch.setdefault(metric, []).append(float(value))
+                elif metric not in row:
+                    missing.add(metric)
+        if missing:
+            problems.append(f"{path}: written by an older harness without {sorted(missing)}")
+    return sorted(commits.values(), key=lambda c: _when(c.time)), problems
+
+
+def _when(text: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+    except ValueError:
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def archs(commits: Sequence[Commit]) -> list[str]:
+    """Return every architecture with a result, in first-seen order."""
+    return list(dict.fromkeys(a for c in commits for a in c.values))
+
+
+def series(commits: Sequence[Commit], arch: str, metric: str) -> list[list[float]]:
+    """Return one metric of one architecture, per commit ([] where there is none)."""
+    return [c.values.get(arch, {}).get(metric, []) for c in commits]
+
+
+def change_points(commits: Sequence[Commit]) -> list[ChangePoint]:
+    """Find change points for every architecture and metric (see the module docstring)."""
+    found = []
+    for arch in archs(commits):
+        for metric in METRICS:
+            values = series(commits, arch, metric)
+            start = next((i for i, v in enumerate(values) if v), len(values))
+            for i in range(start + 1, len(values)):
+                before = [x for v in values[max(start, i - WINDOW) : i] for x in v]
+                current = values[i]
+                if len(before) < 2 or len(current) < 2:
+                    continue
+                old, new = statistics.fmean(before), statistics.fmean(current)
+                p = welch_p(before, current)
+                if old and p < ALPHA and abs(new - old) / abs(old) >= MIN_CHANGE[metric]:
+                    found.append(ChangePoint(arch, metric, commits[i].id, old, new, p))
+                    start = i
+    return found
+
+
+def figure(commits: Sequence[Commit], arch: str, points: Sequence[ChangePoint]) -> Figure:
+    """Accuracy, time-to-target and efficiency of one architecture across commits."""
+    fig = Figure(figsize=(max(7, 0.9 * len(commits)), 8))
+    axes = fig.subplots(len(METRICS), 1, sharex=True)
+    for ax, (metric, (label, better)) in zip(axes, METRICS.items(), strict=True):
+        values = series(commits, arch, metric)
+        for index, found in enumerate(values):
+            ax.plot([index] * len(found), found, "o", color="tab:blue", alpha=0.5, markersize=4)
+        means = [(i, statistics.fmean(v)) for i, v in enumerate(values) if v]
+        if means:
+            ax.plot(*zip(*means, strict=True), "-", color="tab:blue", label="mean over seeds")
+        for point in (p for p in points if p.arch == arch and p.metric == metric):
+            index = next(i for i, c in enumerate(commits) if c.id == point.commit)
+            ax.axvline(index - 0.5, color="tab:red", linestyle="--",
+                       label=f"change point {point.commit[:7]}: {point.relative:+.1%}")  # fmt: skip
+        ax.set(ylabel=label, title=f"{label} ({better} is better)")
+        ax.grid(True)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    axes[-1].set_xticks(range(len(commits)), [c.label for c in commits], fontsize=7)
+    axes[-1].set_xlabel("commit (in commit order)")
+    fig.suptitle(f"{arch} across commits")
+    fig.tight_layout()
+    return fig
+
+
+def compare(commits: Sequence[Commit], against: str = "previous") -> str:
+    """Return a table of the latest commit against the best, the previous or a named one."""
+    if len(commits) < 2 and against == "previous":
+        return "only one commit: nothing to compare"
+    latest, rows = commits[-1], []
+    for arch in archs(commits):
+        for metric, (_, better) in METRICS.items():
+            now = latest.values.get(arch, {}).get(metric)
+            if not now:
+                continue
+            earlier = zip(commits[:-1], series(commits[:-1], arch, metric), strict=True)
+            means = [(c, statistics.fmean(v)) for c, v in earlier if v]
+            if against == "previous":
+                reference = means[-1] if means else None
+            elif against == "best":
+                pick = max if better == "higher" else min
+                reference = pick(means, key=lambda m: m[1]) if means else None
+            else:
+                reference = next(((c, m) for c, m in means if c.id.startswith(against)), None)
+            if reference is None:
+                continue
+            mean = statistics.fmean(now)
+            rows.append([arch, metric, f"{reference[0].id[:7]}", reference[1], mean,
+                         f"{(mean - reference[1]) / abs(reference[1]):+.1%}"])  # fmt: skip
+    if not rows:
+        return f"nothing to compare against ({against!r} matched no earlier commit)"
+    headers = ["arch", "metric", f"{against} commit", "then", f"latest ({latest.id[:7]})",
+               "change"]  # fmt: skip
+    return tabulate(rows, headers=headers, floatfmt=".4f")
