@@ -3,7 +3,8 @@
 #   ./run.sh test            pytest tests (unit, property and loader tests)
 #   ./run.sh main [ARGS]     benchmark all six under the default budget, gate, write the report
 #   ./run.sh gate [ARGS]     the CI regression gate: pytest bench at the ci tier vs baselines
-#   ./run.sh setup           only create/refresh .venv
+#   ./run.sh setup           only create/refresh .venv (exactly the versions in constraints.txt)
+#   ./run.sh lock            refresh constraints.txt from the newest releases (review the diff)
 # Set CNNBENCH_BACKENDS=1 to also install the JAX and PyTorch (CPU) backends.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -15,23 +16,41 @@ STAMP=$VENV/.installed
 setup() {
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   local want
-  want=$(cat pyproject.toml; echo "backends=${CNNBENCH_BACKENDS:-0}")
+  want=$(cat pyproject.toml constraints.txt; echo "backends=${CNNBENCH_BACKENDS:-0}")
   if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then return; fi
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
   if [ "${CNNBENCH_BACKENDS:-0}" = 1 ]; then
     # The CPU build; a bare "torch" would pull a multi-GB CUDA build.
-    "$VENV/bin/python" -m pip install --quiet "torch==2.13.0"
-    "$VENV/bin/python" -m pip install --quiet -e ".[backends,dev]"
+    "$VENV/bin/python" -m pip install --quiet -c constraints.txt "torch==2.13.0"
+    "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[backends,dev]"
   else
-    "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+    "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[dev]"
   fi
   printf '%s' "$want" > "$STAMP"
+}
+
+lock() {
+  # Everything the gate can use, newest releases, in a throwaway venv; then pip freeze.
+  local tmp
+  tmp=$(mktemp -d)
+  "$PY" -m venv "$tmp/venv"
+  "$tmp/venv/bin/python" -m pip install --quiet --upgrade pip
+  "$tmp/venv/bin/python" -m pip install --quiet "torch==2.13.0"  # the CPU build (see setup)
+  "$tmp/venv/bin/python" -m pip install --quiet -e ".[backends,dev]"
+  {
+    sed -n '1,2p' constraints.txt
+    "$tmp/venv/bin/python" -m pip freeze --exclude-editable
+  } > constraints.txt.new
+  mv constraints.txt.new constraints.txt
+  rm -rf "$tmp"
+  git diff --stat -- constraints.txt || true
 }
 
 cmd=${1:-help}
 shift || true
 case "$cmd" in
   setup) setup ;;
+  lock) lock ;;
   test) setup; exec "$VENV/bin/python" -m pytest tests "$@" ;;
   main) setup; exec "$VENV/bin/python" -m bench main "$@" ;;
   gate)
@@ -39,5 +58,5 @@ case "$cmd" in
     exec "$VENV/bin/python" -m pytest bench --cnnbench-budget=ci \
       --cnnbench-out=results/ci --benchmark-json=results/ci/benchmark.json \
       --benchmark-autosave --benchmark-storage=file://results/history "$@" ;;
-  *) sed -n '2,8p' "$0"; exit 2 ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
 esac

@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare the latest commit with: previous, best, or a commit hash",
     )  # fmt: skip
     history.add_argument("-o", "--out", type=Path, help="figures folder (default results/report)")
+    pins = commands.add_parser("pins", help="check the installed versions against the pins")
+    pins.add_argument("constraints", nargs="?", type=Path, default=Path("constraints.txt"))
     report = commands.add_parser("report", help="figures and report.md from run records")
     report.add_argument("records", nargs="+", type=Path, help="record.json files")
     report.add_argument("-o", "--out", type=Path, help="report folder (default results/report)")
@@ -252,6 +254,26 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+KEY_LIBRARIES = ("tensorflow", "keras", "jax", "jaxlib", "torch", "numpy", "pytest",
+                 "pytest-benchmark")  # fmt: skip
+
+
+def cmd_pins(args: argparse.Namespace) -> int:
+    """Show the key pinned versions; exit 1 if anything installed differs from its pin."""
+    from bench import pins
+
+    found = pins.check(args.constraints)
+    wrong = [p for p in found if not p.ok]
+    shown = [p for p in found if p.name.lower() in KEY_LIBRARIES]
+    print("pinned and installed: " + ", ".join(f"{p.name}=={p.installed}" for p in shown
+                                              if p.installed))  # fmt: skip
+    print(f"{len(found) - len(wrong)}/{len(found)} pins match ({args.constraints})")
+    for pin in wrong:
+        print(f"MISMATCH: {pin.name} pinned {pin.pinned}, installed {pin.installed}",
+              file=sys.stderr)  # fmt: skip
+    return 1 if wrong else 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "main": cmd_main,
@@ -260,6 +282,7 @@ COMMANDS = {
     "peers": cmd_peers,
     "report": cmd_report,
     "history": cmd_history,
+    "pins": cmd_pins,
 }
 
 

@@ -162,3 +162,30 @@ def test_expected_errors_are_one_sentence_and_debug_shows_the_traceback(tmp_path
     )
     with pytest.raises(records.RecordError):
         cli_main(["--debug", "gate", str(garbage)])
+
+
+def test_pins_are_checked_against_what_is_installed(tmp_path, capsys):
+    import importlib.metadata
+
+    pytest_version = importlib.metadata.version("pytest")
+    good = tmp_path / "good.txt"
+    good.write_text(f"# comment\npytest=={pytest_version}\nnot-installed-package==1.0\n")
+    assert cli_main(["pins", str(good)]) == 0
+    assert f"pytest=={pytest_version}" in capsys.readouterr().out
+    bad = tmp_path / "bad.txt"
+    bad.write_text("pytest==0.0.1\n")
+    assert cli_main(["pins", str(bad)]) == 1
+    assert f"MISMATCH: pytest pinned 0.0.1, installed {pytest_version}" in capsys.readouterr().err
+    broken = tmp_path / "broken.txt"
+    broken.write_text("pytest>=8\n")
+    assert cli_main(["pins", str(broken)]) == 2
+    assert "broken.txt:1: not a name==version pin" in capsys.readouterr().err
+
+
+def test_the_repository_pins_the_libraries_that_move_the_numbers():
+    from pathlib import Path
+
+    from bench import pins
+
+    pinned = pins.read(Path(__file__).resolve().parents[1] / "constraints.txt")
+    assert {"tensorflow", "keras", "numpy", "pytest-benchmark"} <= set(pinned)
