@@ -92,6 +92,10 @@ def load(folders: Sequence[Path]) -> tuple[list[Commit], list[str]]:
             problems.append(f"{path}: not a pytest-benchmark result ({type(error).__name__})")
             continue
         rows = [row for row in rows if isinstance(row, dict) and "arch" in row]
+        planted = [row for row in rows if row.get("plant", "none") != "none"]
+        if planted:
+            problems.append(f"{path}: {len(planted)} run(s) with a planted regression, left out")
+            rows = [row for row in rows if row not in planted]
         if not rows:
             problems.append(f"{path}: no cnnbench results in it (no extra_info.arch)")
             continue
