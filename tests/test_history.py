@@ -96,3 +96,15 @@ def test_the_figure_labels_commits_in_order_and_marks_the_change_point(store):
     assert any(label.startswith("change point eeeeeee: -2") for label in legend)
     assert accuracy.get_legend() is not None and "change point" not in " ".join(
         t.get_text() for t in accuracy.get_legend().get_texts())  # fmt: skip
+
+
+def test_a_step_seen_only_a_commit_later_is_placed_where_it_happened(tmp_path):
+    for index, (commit, values) in enumerate(zip("abcd", HONEST, strict=True), 1):
+        save_run(tmp_path, index, commit, values)
+    save_run(tmp_path, 5, "e", [0.40, 0.46, 0.35])  # slower, but too spread to tell alone
+    commits, _ = history.load([tmp_path])
+    assert [p for p in history.change_points(commits) if p.metric == "efficiency"] == []
+    save_run(tmp_path, 6, "f", [0.40, 0.41, 0.39])
+    (point,) = [p for p in history.change_points(history.load([tmp_path])[0])
+                if p.metric == "efficiency"]  # fmt: skip
+    assert point.commit[0] == "e"
