@@ -11,7 +11,8 @@ by commit (in commit-time order) and architecture, and per metric:
   segment before it (the commits since the last change point, at most `WINDOW`), a change
   point when Welch's t-test gives p < `ALPHA` *and* the means differ by at least the metric's
   `MIN_CHANGE` (so tiny but consistent shifts of a deterministic metric do not count); a step
-  that shows only a commit or two later is placed at the sharpest split. It needs 2+ seeds
+  that shows only a commit or two later is placed, among the splits that pass the same test,
+  at the sharpest (binary segmentation's pooled t criterion). It needs 2+ seeds
   at a commit; commits with one are drawn but not tested;
 * compares the latest commit with the best, the previous or a named one.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -145,14 +147,34 @@ def series(commits: Sequence[Commit], arch: str, metric: str) -> list[list[float
     return [c.values.get(arch, {}).get(metric, []) for c in commits]
 
 
-def _step(values: Sequence[list[float]], start: int, split: int, end: int) -> tuple[float, float]:
-    """Return (Welch p, relative change) between commits [start, split) and [split, end]."""
+def _split(
+    values: Sequence[list[float]], start: int, split: int, end: int
+) -> tuple[list[float], list[float]]:
     before = [x for v in values[max(start, split - WINDOW) : split] for x in v]
-    after = [x for v in values[split : end + 1] for x in v]
+    return before, [x for v in values[split : end + 1] for x in v]
+
+
+def _steps(values: Sequence[list[float]], start: int, split: int, end: int, metric: str) -> bool:
+    """Whether commits [split, end] stepped away from the segment before `split`."""
+    before, after = _split(values, start, split, end)
     if len(before) < 2 or len(after) < 2 or not statistics.fmean(before):
-        return 1.0, 0.0
+        return False
     old, new = statistics.fmean(before), statistics.fmean(after)
-    return welch_p(before, after), (new - old) / abs(old)
+    return welch_p(before, after) < ALPHA and abs(new - old) / abs(old) >= MIN_CHANGE[metric]
+
+
+def _sharpness(before: list[float], after: list[float]) -> float:
+    """Return the pooled-variance t statistic of a split (binary segmentation's criterion).
+
+    Pooled, not Welch's: a split that leaves the spread-out commit on the wrong side would
+    otherwise win on the tidy side's small variance.
+    """
+    if len(before) < 2 or len(after) < 2:
+        return 0.0
+    from scipy import stats
+
+    statistic = stats.ttest_ind(before, after, equal_var=True).statistic
+    return abs(float(statistic)) if math.isfinite(statistic) else math.inf
 
 
 def change_points(commits: Sequence[Commit]) -> list[ChangePoint]:
@@ -168,20 +190,15 @@ def change_points(commits: Sequence[Commit]) -> list[ChangePoint]:
             values = series(commits, arch, metric)
             start = next((i for i, v in enumerate(values) if v), len(values))
             for end in range(start + 1, len(values)):
-                if len(values[end]) < 2:
+                if not _steps(values, start, end, end, metric):
                     continue
-                p, change = _step(values, start, end, end)
-                if p >= ALPHA or abs(change) < MIN_CHANGE[metric]:
-                    continue
-                splits = [(_step(values, start, k, end), k) for k in range(start + 1, end + 1)]
-                (p, change), split = min(
-                    ((s, k) for s, k in splits if abs(s[1]) >= MIN_CHANGE[metric]),
-                    key=lambda item: item[0][0],
-                )
-                before = [x for v in values[max(start, split - WINDOW) : split] for x in v]
-                after = [x for v in values[split : end + 1] for x in v]
+                passing = [k for k in range(start + 1, end + 1)
+                           if _steps(values, start, k, end, metric)]  # fmt: skip
+                split = max(passing, key=lambda k: _sharpness(*_split(values, start, k, end)))
+                before, after = _split(values, start, split, end)
                 old, new = statistics.fmean(before), statistics.fmean(after)
-                found.append(ChangePoint(arch, metric, commits[split].id, old, new, p))
+                found.append(ChangePoint(arch, metric, commits[split].id, old, new,
+                                         welch_p(before, after)))  # fmt: skip
                 start = split
     return found
 
