@@ -1,10 +1,12 @@
-"""Command line: `python -m bench run|main|baseline|gate|report|peers`.
+"""Command line: `python -m bench run|main|baseline|gate|report|history|peers|pins`.
 
 `run` trains chosen architectures under a budget and seeds and writes one record per run;
 `main` is the README's main job (benchmark all six with `pytest bench`, gate, report);
 `baseline` aggregates records into a measured baseline; `gate` checks records against their
-baselines (the same workflow as `pytest bench`); `report` draws the figures; `peers` times
-the harness against other ways to train. Options are declared once in `bench.options`.
+baselines (the same workflow as `pytest bench`); `report` draws the figures; `history` draws
+the results saved by commit and finds change points; `peers` times the harness against other
+ways to train; `pins` checks the installed versions against `constraints.txt`. Options are
+declared once in `bench.options`.
 
 Expected errors (bad input, a missing baseline, unusable data) print one sentence and exit
 with status 2 (1 means a regression); `--debug` shows the traceback instead.
