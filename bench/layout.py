@@ -13,8 +13,9 @@ default `results`) holds:
     peers.json                                  the peer benchmark
     history/                                    saved benchmark runs by commit (bench.history)
 
-Baselines ship inside the `baselines` package (found through `importlib.resources`, so a
-plain `pip install` finds them as an editable one does); `$CNNBENCH_BASELINES` or
+Baselines ship as the package `cnnbench_baselines` (the folder `baselines/`, found through
+`importlib.resources`, so a plain `pip install` finds them as an editable one does, and a
+user's own folder called `baselines` cannot shadow them); `$CNNBENCH_BASELINES` or
 `--baselines` points the gate at another folder.
 """
 
@@ -94,7 +95,8 @@ class Results:
 
 
 def _packaged() -> Path:
-    return Path(str(importlib.resources.files("baselines")))
+    """Return the stored-baselines folder: `baselines/`, installed as `cnnbench_baselines`."""
+    return Path(str(importlib.resources.files("cnnbench_baselines")))
 
 
 def default_baselines() -> Path:
