@@ -140,6 +140,18 @@ class Gate:
         if self.mode not in MODES:
             raise ValueError(f"gate mode {self.mode!r}; valid: {', '.join(MODES)}")
 
+    def require(self, key: Key, versions: dict[str, str]) -> Resolved:
+        """Return the baseline for runs of `key`; BaselineError saying how to make one.
+
+        Called before training too, so that a missing baseline fails in seconds, not after
+        the run.
+        """
+        try:
+            return resolve(key, versions, self.root)
+        except BaselineError as error:
+            hint = self.regen_hint.format(budget=key.budget)
+            raise BaselineError(f"{error}\nCreate it on this machine:\n  {hint}") from None
+
     def check(self, record: RunRecord) -> list[Check]:
         """Check one run against its baseline; return (and keep) its checks.
 
@@ -147,12 +159,7 @@ class Gate:
         """
         if self.mode == "off":
             return []
-        key = Key.of(record)
-        try:
-            resolved = resolve(key, record.provenance.versions, self.root)
-        except BaselineError as error:
-            hint = self.regen_hint.format(budget=key.budget)
-            raise BaselineError(f"{error}\nCreate it on this machine:\n  {hint}") from None
+        resolved = self.require(Key.of(record), record.provenance.versions)
         self.chosen[str(resolved.path)] = resolved.reason
         self.commits[str(resolved.path)] = resolved.baseline.provenance.git_commits
         self.crossings.update(resolved.crossings)

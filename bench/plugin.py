@@ -43,6 +43,19 @@ class BenchSession:
         """The results folder."""
         return layout.Results(self.settings.out)
 
+    def require_baseline(self, budget: str) -> None:
+        """Fail now, before training, when the gate will have no baseline for this session."""
+        if self.gate.mode == "off":
+            return
+        from bench import provenance
+        from bench.backends import requested
+        from bench.baselines import Key, device_class
+        from bench.precisions import resolve
+
+        key = Key(budget, requested(), device_class(provenance.device()),
+                  resolve(self.settings.precision))  # fmt: skip
+        self.gate.require(key, provenance.library_versions())
+
     def regen_command(self) -> str:
         """Return the command that makes the missing baseline, with this session's options."""
         from bench.backends import requested

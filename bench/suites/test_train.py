@@ -18,6 +18,13 @@ def test_train(benchmark, bench_arch, bench_seed, cnnbench, live_write):
     settings = cnnbench.settings
     budget = get_budget(settings.budget, epochs=settings.epochs,
                         train_samples=settings.train_samples)  # fmt: skip
+    missing = None
+    try:
+        cnnbench.require_baseline(budget.name)  # fail in seconds, not after training
+    except BaselineError as error:
+        missing = str(error)
+    if missing:  # outside the except block: one message, not a chained pair
+        pytest.fail(missing, pytrace=False)
     folder = cnnbench.results.run_dir(budget.name, bench_arch, bench_seed)
     benchmark.group = f"train-{budget.name}"
     options = plants.trainer_options(settings.plant, default_data())
