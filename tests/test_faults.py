@@ -6,6 +6,7 @@ land), so the tests do not depend on how fast the machine is.
 
 import dataclasses
 import json
+import shutil
 
 import keras
 import pytest
@@ -88,7 +89,7 @@ def test_a_rerun_keeps_the_completed_result_until_it_completes(tmp_path, referen
 def test_a_stop_between_the_two_renames_of_a_replacement_is_recovered(tmp_path):
     folder = runfolder.RunFolder(tmp_path / "seed0")
     train_run("model_1_b", BUDGET, 0, out_dir=folder.path, write=quiet)
-    train_run("model_1_b", BUDGET, 0, out_dir=folder.rerun.path, write=quiet)
+    shutil.copytree(folder.path, folder.rerun.path)  # a finished rerun
     folder.path.rename(tmp_path / ".seed0.replaced")  # the first rename happened, not the second
     lines = []
     kept = train_run("model_1_b", BUDGET, 0, out_dir=folder.path, write=lines.append,

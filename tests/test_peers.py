@@ -40,7 +40,9 @@ def test_no_verdict_without_the_harness():
 @pytest.mark.real_data
 def test_peers_command_runs_each_peer_in_its_own_process(tmp_path):
     out = tmp_path / "peers.json"  # bench.layout.Results(tmp_path).peers_json
-    peers = ["notebook", "harness", "harness-fp32", "torch-fp32"]
+    # Two code paths (the notebook's fit, the harness's Trainer), each in its own interpreter;
+    # the other peers differ only in backend or precision (budgeted: each costs an interpreter).
+    peers = ["notebook", "harness"]
     result = subprocess.run(
         [sys.executable, "-m", "bench", "peers", "--arch", "model_1_a", "--samples", "512",
          "--epochs", "2", "--out", str(tmp_path), "--peers", *peers],
@@ -50,15 +52,12 @@ def test_peers_command_runs_each_peer_in_its_own_process(tmp_path):
     document = json.loads(out.read_text())
     rows = {r["peer"]: r for r in document["results"]}
     assert list(rows) == peers
-    if "error" in rows["torch-fp32"]:
-        assert "torch is not installed" in rows["torch-fp32"]["error"]
-        del rows["torch-fp32"]
     for name, peer in rows.items():
         assert "error" not in peer, (name, peer)
         assert peer["params"] == 113_162
         assert peer["samples_per_second"] > 0 and 0 < peer["fraction_of_peak"] < 1.5
     assert rows["harness"]["ratio_to_harness"] == 1.0
     assert rows["harness"]["precision"] == resolve("auto")
-    assert rows["harness-fp32"]["precision"] == "float32"
+    assert rows["notebook"]["precision"] == "float32"
     assert document["verdicts"][0].startswith("model_1_a: harness default")
     assert "x harness" in result.stdout and "fraction of peak" in result.stdout
