@@ -200,7 +200,9 @@ class Gate:
                 observed = "missing" if c.observed is None else f"{c.observed:.4f}"
                 change = f"{c.relative:+.1%}" if c.relative is not None else "n/a"
                 band = ("≥ " if c.direction == "min" else "≤ ") + f"{c.bound:.4f}"
-                commits = ", ".join(commit[:7] for commit in self.commits.get(c.baseline, ()))
+                commits = ", ".join(dict.fromkeys(  # short hashes; "+" marks uncommitted changes
+                    commit[:7] + ("+" if commit.endswith("-dirty") else "")
+                    for commit in self.commits.get(c.baseline, ())))  # fmt: skip
                 against = f"`{Path(c.baseline).name}`" + (f" @ {commits}" if commits else "")
                 lines.append(
                     f"| {'ok' if c.passed else '**REGRESSION**'} | {c.arch_id} | {c.seed} | "
