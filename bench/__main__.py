@@ -6,6 +6,6 @@ import sys
 # Before TensorFlow is imported (through the registry): its start-up chatter buries the output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.cli import main
+from bench.cli.commands import main
 
 sys.exit(main())

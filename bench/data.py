@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.atomic import atomic_write
+from bench.storage.atomic import atomic_write
 
 Arrays = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 

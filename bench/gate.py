@@ -1,10 +1,10 @@
 """The regression gate: one workflow, used by `pytest bench` and `python -m bench gate`.
 
 `Gate(root, mode).check(record)` finds the run's baseline (the exact key, else the closest:
-`bench.baselines.resolve`), compares the run's derived metrics (`bench.metrics`) with the
-bands of `bench.baselines.Tolerance`, and remembers the checks, the baselines it chose and
-what the comparisons cross (device, library versions); `summary()` is the table both
-front ends print. The bands:
+`bench.storage.baselines.resolve`), compares the run's derived metrics
+(`bench.measurement.metrics`) with the bands of `bench.storage.baselines.Tolerance`, and
+remembers the checks, the baselines it chose and what the comparisons cross (device, library
+versions); `summary()` is the table both front ends print. The bands:
 
 * accuracy: fail below ``mean - max(k * sd, floor)`` of the baseline's seeds (k = 3,
   floor = 0.01): k * sd lets an honest rerun with another seed pass, the floor keeps a band
@@ -26,9 +26,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench import metrics
-from bench.baselines import BaselineError, Key, Resolved, resolve
-from bench.records import RunRecord
+from bench.measurement import metrics
+from bench.storage.baselines import BaselineError, Key, Resolved, resolve
+from bench.storage.records import RunRecord
 
 MODES = ("all", "accuracy", "off")
 """What to gate: accuracy and speed, accuracy only, or nothing."""

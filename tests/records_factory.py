@@ -1,8 +1,8 @@
 """Valid run records for tests that need no training, built with the trainer's constructors."""
 
 from archs import REGISTRY
-from bench import metrics
-from bench.records import (
+from bench.measurement import metrics
+from bench.storage.records import (
     ArchInfo,
     BudgetInfo,
     Config,

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from archs import REGISTRY
-from bench.backends import BACKENDS
+from bench.training.backends import BACKENDS
 
 SCRIPT = """
 import json
@@ -63,7 +63,7 @@ def test_native_torch_twin_has_the_same_parameters_and_output(arch_id):
         pytest.skip("torch is not installed: pip install '.[backends]' to test the peer twin")
     import torch
 
-    from bench.peers import torch_model
+    from bench.cli.peers import torch_model
 
     model = torch_model(arch_id)
     assert sum(p.numel() for p in model.parameters()) == REGISTRY[arch_id].params

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import baselines
+from bench.storage import baselines
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from bench import data
-from bench.atomic import atomic_write
 from bench.data import (
     MNIST,
     CorruptSourceWarning,
@@ -25,6 +24,7 @@ from bench.data import (
     load_mnist,
     preprocess,
 )
+from bench.storage.atomic import atomic_write
 
 N_TRAIN, N_VALID, N_TEST = 8, 4, 5
 

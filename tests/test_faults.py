@@ -12,13 +12,14 @@ import keras
 import pytest
 from records_factory import make_record
 
-from bench import baselines, records, runfolder
-from bench.budgets import Budget
-from bench.cli import main as cli_main
+from bench.cli.commands import main as cli_main
+from bench.cli.options import Settings
+from bench.cli.plugin import BenchSession
 from bench.data import MnistUnavailableError
-from bench.options import Settings
-from bench.plugin import BenchSession
-from bench.training import train_run
+from bench.storage import baselines, records
+from bench.training import runfolder
+from bench.training.budgets import Budget
+from bench.training.trainer import train_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 
@@ -171,7 +172,7 @@ def test_an_unwritable_out_is_one_sentence(tmp_path, capsys):
 
 
 def test_unavailable_mnist_is_one_sentence(tmp_path, capsys, monkeypatch):
-    from bench import training
+    from bench.training import trainer as training
 
     def unavailable():
         raise MnistUnavailableError("Could not obtain verified MNIST. Sources tried: none")
@@ -250,7 +251,7 @@ def test_the_regeneration_hint_keeps_the_runs_backend_and_precision(monkeypatch)
 
 
 def test_a_record_whose_epochs_are_not_objects_costs_only_its_figure(tmp_path):
-    from bench import report
+    from bench.report import document as report
 
     good = records.save(make_record(seed=0), tmp_path / "good" / "record.json")
     document = make_record(seed=1).to_json()

@@ -5,8 +5,8 @@ import math
 import pytest
 
 from archs import REGISTRY
-from bench.flops import arch_flops, layer_flops
-from bench.peak import compute_dtype, matmul_peak
+from bench.measurement.flops import arch_flops, layer_flops
+from bench.measurement.peak import compute_dtype, matmul_peak
 
 
 def test_model_1_a_forward_flops_match_a_hand_count():

@@ -7,12 +7,13 @@ import json
 import pytest
 from records_factory import make_record
 
-from bench import baselines, plants, records
-from bench.baselines import BaselineError, Key
-from bench.budgets import Budget
-from bench.cli import main as cli_main
+from bench.cli.commands import main as cli_main
 from bench.gate import Gate
-from bench.training import default_data, train_run
+from bench.storage import baselines, records
+from bench.storage.baselines import BaselineError, Key
+from bench.training import plants
+from bench.training.budgets import Budget
+from bench.training.trainer import default_data, train_run
 
 TINY = Budget("gate-test", epochs=3, train_samples=1024, test_samples=1000, description="tests")
 
@@ -94,7 +95,7 @@ def test_efficiency_comes_from_the_fastest_steady_epoch(tmp_path):
     record = make_record(efficiency=0.5, epochs=3)
     slow = dataclasses.replace(record.epochs[2], train_seconds=2.0)  # a throttled epoch
     record = dataclasses.replace(record, epochs=(*record.epochs[:2], slow))
-    from bench import metrics
+    from bench.measurement import metrics
 
     derived = metrics.of(record)
     assert derived.efficiency == pytest.approx(0.5)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bench import history
+from bench.report import history
 
 
 def save_run(folder, index, commit, efficiencies, accuracy=0.93, seconds=2.0, **extra):

@@ -20,7 +20,7 @@ def test_a_plain_install_finds_the_packaged_baselines(tmp_path):
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     code = (
-        "from bench import layout\n"
+        "from bench.storage import layout\n"
         "print(layout.default_baselines())\n"
         "print(len(list(layout.default_baselines().glob('*/*.json'))), "
         "layout.published_path().exists())"
@@ -33,13 +33,15 @@ def test_a_plain_install_finds_the_packaged_baselines(tmp_path):
     assert Path(where) == target / "cnnbench_baselines" / "measured"
     assert found == f"{len(list((ROOT / 'baselines' / 'measured').glob('*/*.json')))} True"
     shipped = {p.relative_to(target / "bench").as_posix() for p in (target / "bench").rglob("*.py")}
-    assert "plugin.py" in shipped
+    assert {"cli/plugin.py", "training/trainer.py", "storage/records.py"} <= shipped
     assert not any(name.startswith(("suites/", "investigations/", "test_")) for name in shipped)
 
 
 def test_a_folder_called_baselines_in_the_working_directory_does_not_shadow_them(tmp_path):
     (tmp_path / "baselines").mkdir()  # as `pytest bench --cnnbench-baselines=baselines` makes
-    code = "from bench import layout; print(layout.targets_path(), layout.default_baselines())"
+    code = (
+        "from bench.storage import layout; print(layout.targets_path(), layout.default_baselines())"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
         timeout=120,

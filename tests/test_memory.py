@@ -6,13 +6,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.memory import device_peak_mb, jax_peak_bytes
+from bench.measurement.memory import device_peak_mb, jax_peak_bytes
 
 
 def test_host_peak_rss_rises_with_a_touched_allocation():
     # A fresh interpreter: in this one, earlier tests may have set a higher peak already.
     code = (
-        "import numpy as np; from bench.memory import host_peak_rss_mb as peak; "
+        "import numpy as np; from bench.measurement.memory import host_peak_rss_mb as peak; "
         "before = peak(); block = np.ones(32 * 1024 * 1024); "  # 256 MiB, written by ones()
         "print(before, peak(), block.sum())"
     )
@@ -24,7 +24,7 @@ def test_host_peak_rss_rises_with_a_touched_allocation():
 
 
 def test_device_memory_is_none_on_a_cpu():
-    from bench.provenance import accelerator
+    from bench.measurement.provenance import accelerator
 
     if accelerator() is not None:
         pytest.skip("a GPU is present: its memory is reported (tests/test_training.py)")

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from bench.peers import verdicts
-from bench.precisions import resolve
+from bench.cli.peers import verdicts
+from bench.training.precisions import resolve
 
 
 def row(peer, speed, **extra):
@@ -39,7 +39,7 @@ def test_no_verdict_without_the_harness():
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_peers_command_runs_each_peer_in_its_own_process(tmp_path):
-    out = tmp_path / "peers.json"  # bench.layout.Results(tmp_path).peers_json
+    out = tmp_path / "peers.json"  # bench.storage.layout.Results(tmp_path).peers_json
     # Two code paths (the notebook's fit, the harness's Trainer), each in its own interpreter;
     # the other peers differ only in backend or precision (budgeted: each costs an interpreter).
     peers = ["notebook", "harness"]

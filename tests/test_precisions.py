@@ -3,7 +3,7 @@
 import keras
 import pytest
 
-from bench.precisions import AUTO, POLICIES, PRECISIONS, auto_policy, cpu_flags, resolve
+from bench.training.precisions import AUTO, POLICIES, PRECISIONS, auto_policy, cpu_flags, resolve
 
 CPUINFO = """processor\t: 0
 model name\t: Some CPU

@@ -7,10 +7,10 @@ import sys
 import pytest
 from records_factory import make_record
 
-from bench import records
-from bench.budgets import BUDGETS, get_budget
-from bench.cli import main as cli_main
-from bench.options import OptionError, Settings
+from bench.cli.commands import main as cli_main
+from bench.cli.options import OptionError, Settings
+from bench.storage import records
+from bench.training.budgets import BUDGETS, get_budget
 
 
 def test_a_valid_record_round_trips(tmp_path):
@@ -119,8 +119,8 @@ def test_cli_rejects_bad_input_listing_valid_values(capsys, argv, message):
 def test_the_cli_and_pytest_read_the_same_options_the_same_way():
     import argparse
 
-    from bench.cli import build_parser
-    from bench.options import PYTEST_PREFIX, add_options
+    from bench.cli.commands import build_parser
+    from bench.cli.options import PYTEST_PREFIX, add_options
 
     cli = build_parser().parse_args(
         ["run", "--arch", "model_1_a,model_2_a", "model_3_a", "--seeds", "0,1", "2"]
@@ -141,7 +141,7 @@ def test_the_cli_and_pytest_read_the_same_options_the_same_way():
 
 def test_help_imports_no_backend():
     code = (
-        "import sys; from bench.cli import main\n"
+        "import sys; from bench.cli.commands import main\n"
         "try:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))"
     )
@@ -185,7 +185,7 @@ def test_pins_are_checked_against_what_is_installed(tmp_path, capsys):
 def test_the_repository_pins_the_libraries_that_move_the_numbers():
     from pathlib import Path
 
-    from bench import pins
+    from bench.cli import pins
 
     pinned = pins.read(Path(__file__).resolve().parents[1] / "constraints.txt")
     assert {"tensorflow", "keras", "numpy", "pytest-benchmark"} <= set(pinned)

@@ -8,8 +8,10 @@ from matplotlib.collections import PolyCollection
 from records_factory import make_record
 
 from archs import REGISTRY
-from bench import figures, records, report
-from bench.report import Group
+from bench.report import document as report
+from bench.report import figures
+from bench.report.document import Group
+from bench.storage import records
 
 PUBLISHED = report.load_published()
 

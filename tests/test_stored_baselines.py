@@ -3,7 +3,7 @@
 import pytest
 
 from archs import NOTEBOOK_IDS
-from bench import baselines, layout
+from bench.storage import baselines, layout
 
 ROOT = layout.default_baselines()
 STORED = sorted(ROOT.glob("*/*.json"))

@@ -5,13 +5,14 @@ import dataclasses
 import pytest
 from records_factory import make_record
 
-from bench import baselines, metrics, targets
 from bench.gate import Gate
-from bench.records import Evaluation
+from bench.measurement import metrics
+from bench.storage import baselines, targets
+from bench.storage.records import Evaluation
 
 
 def test_every_named_budget_has_a_target_and_overrides_use_their_base():
-    from bench.budgets import BUDGETS
+    from bench.training.budgets import BUDGETS
 
     stored = targets.load()
     for name in BUDGETS:
@@ -21,7 +22,7 @@ def test_every_named_budget_has_a_target_and_overrides_use_their_base():
 
 
 def test_the_ci_target_is_reached_by_every_seed_of_the_stored_ci_baselines():
-    from bench import layout
+    from bench.storage import layout
 
     target = targets.load().for_budget("ci").test_accuracy
     for path in layout.default_baselines().glob("ci/*.json"):
@@ -84,7 +85,7 @@ def test_no_time_to_target_check_when_a_baseline_seed_never_reached_it(tmp_path)
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_an_evaluation_interval_leaves_training_unchanged_and_records_finer_times(tmp_path):
-    from bench.training import train_run
+    from bench.training.trainer import train_run
 
     plain = train_run("model_1_a", "smoke", 0, write=lambda line: None)
     fine = train_run("model_1_a", "smoke", 0, eval_every=2, write=lambda line: None)

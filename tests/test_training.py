@@ -10,12 +10,13 @@ import keras
 import numpy as np
 import pytest
 
-from bench import metrics, records
-from bench.budgets import BUDGETS, Budget
 from bench.data import MNIST
-from bench.precisions import resolve
-from bench.provenance import accelerator
-from bench.training import Trainer, train_run
+from bench.measurement import metrics
+from bench.measurement.provenance import accelerator
+from bench.storage import records
+from bench.training.budgets import BUDGETS, Budget
+from bench.training.precisions import resolve
+from bench.training.trainer import Trainer, train_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 
@@ -78,8 +79,8 @@ HANG_AT_EPOCH = 3
 CHILD = """
 import sys, time, keras
 from pathlib import Path
-from bench.budgets import get_budget
-from bench.training import train_run
+from bench.training.budgets import get_budget
+from bench.training.trainer import train_run
 
 marker = Path(sys.argv[2])
 
@@ -156,7 +157,7 @@ def test_divergence_stops_the_run_and_is_recorded(tmp_path):
 
 
 def test_divergence_can_raise(tmp_path):
-    from bench.training import TrainingDiverged
+    from bench.training.trainer import TrainingDiverged
 
     with pytest.raises(TrainingDiverged, match="model_1_a"):
         train_run(

@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
 
-from bench.peak import matmul_peak
+from bench.measurement.peak import matmul_peak
 
 
 class ConvShape(NamedTuple):

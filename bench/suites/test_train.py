@@ -7,11 +7,11 @@ epochs are the timed rounds. Evaluation runs between rounds, off the clock.
 
 import pytest
 
-from bench import plants
-from bench.baselines import BaselineError
-from bench.budgets import get_budget
-from bench.plugin import extra_info
-from bench.training import Trainer, default_data
+from bench.cli.plugin import extra_info
+from bench.storage.baselines import BaselineError
+from bench.training import plants
+from bench.training.budgets import get_budget
+from bench.training.trainer import Trainer, default_data
 
 
 def test_train(benchmark, bench_arch, bench_seed, cnnbench, live_write):

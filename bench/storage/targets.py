@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench import layout, schema
-from bench.schema import SchemaError, bounds, one_of
+from bench.storage import layout, schema
+from bench.storage.schema import SchemaError, bounds, one_of
 
 SCHEMA = "cnn-mnist-bench/targets"
 

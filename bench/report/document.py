@@ -1,6 +1,6 @@
 """The report: the notebook's figures, correctly labelled, and an honest comparison.
 
-`python -m bench report RECORDS... -o DIR` writes PNGs (`bench.figures`) and `report.md`: a
+`python -m bench report RECORDS... -o DIR` writes PNGs (`bench.report.figures`) and `report.md`: a
 results table, what the evidence (seeds, Welch's t-test) supports, reduced precision judged
 against float32 by the gate's own band, and which of the notebook's comparisons are
 confounded (from the registry's quirks). A record that lacks what one figure needs costs that
@@ -21,11 +21,13 @@ from tabulate import tabulate
 
 from archs import NOTEBOOK_IDS, REGISTRY
 from archs._blocks import Drop
-from bench import figures, layout, metrics, records, targets
-from bench.atomic import atomic_write
-from bench.baselines import MetricStats, Tolerance
-from bench.records import RunRecord
-from bench.stats import describe, welch_p
+from bench.measurement import metrics
+from bench.measurement.stats import describe, welch_p
+from bench.report import figures
+from bench.storage import layout, records, targets
+from bench.storage.atomic import atomic_write
+from bench.storage.baselines import MetricStats, Tolerance
+from bench.storage.records import RunRecord
 
 
 def load_published(path: Path | None = None) -> dict[str, Any]:
@@ -157,7 +159,7 @@ def precision_verdicts(groups: Sequence[Group], tolerance: Tolerance | None = No
 
     A twin is the float32 group of the same architecture and budget. The evidence: how many
     reduced-precision runs fall inside float32's accuracy and loss bands (the gate's rule,
-    `bench.baselines.Tolerance`), and Welch's t-test on final test accuracy.
+    `bench.storage.baselines.Tolerance`), and Welch's t-test on final test accuracy.
     """
     tolerance = tolerance or Tolerance()
     float32 = {(g.arch_id, g.budget_name): g for g in groups if g.precision == "float32"}

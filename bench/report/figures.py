@@ -1,4 +1,4 @@
-"""The report's figures, drawn from grouped run records (`bench.report.Group`).
+"""The report's figures, drawn from grouped run records (`bench.report.document.Group`).
 
 matplotlib's Figure directly (no pyplot), so nothing needs a display. Each function raises
 ValueError when its records lack what it needs; the report then names the missing figure.
@@ -15,13 +15,13 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from archs import REGISTRY
-from bench import metrics
-from bench.atomic import atomic_write
-from bench.records import RunRecord
-from bench.stats import describe
+from bench.measurement import metrics
+from bench.measurement.stats import describe
+from bench.storage.atomic import atomic_write
+from bench.storage.records import RunRecord
 
 if TYPE_CHECKING:
-    from bench.report import Group
+    from bench.report.document import Group
 
 VIOLIN_SAMPLE = 20_000
 

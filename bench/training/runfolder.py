@@ -1,6 +1,6 @@
 """One run's folder: its record, checkpoints and trained model, read and written safely.
 
-File names come from `bench.layout`. Nothing here loses a result:
+File names come from `bench.storage.layout`. Nothing here loses a result:
 
 * every file is written atomically (a temporary file renamed into place);
 * one commit per epoch: the checkpoint is named after the number of epochs it holds
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import keras
 
-from bench import layout, records
-from bench.progress import Writer
-from bench.records import Config, RecordError, RunRecord
+from bench.storage import layout, records
+from bench.storage.records import Config, RecordError, RunRecord
+from bench.training.progress import Writer
 
 
 def set_aside(path: Path) -> Path:
@@ -37,7 +37,7 @@ def set_aside(path: Path) -> Path:
 
 @dataclass(frozen=True)
 class RunFolder:
-    """The folder of one run (`bench.layout.Results.run_dir`)."""
+    """The folder of one run (`bench.storage.layout.Results.run_dir`)."""
 
     path: Path
 

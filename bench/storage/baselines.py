@@ -2,7 +2,8 @@
 
 A baseline aggregates completed run records that share a key (budget, backend, precision,
 device class): per architecture, n, mean, sd, min and max of each gated metric
-(`bench.metrics.GATED`) over its seeds, the band parameters (`Tolerance`) and provenance.
+(`bench.measurement.metrics.GATED`) over its seeds, the band parameters (`Tolerance`) and
+provenance.
 
 Versions: this harness writes version 3. Version 1 (whose best-epoch throughput was called
 `samples_per_second`) and version 2 (before time-to-target) are migrated on load; any other
@@ -21,13 +22,14 @@ from typing import Any
 
 from tabulate import tabulate
 
-from bench import layout, metrics, schema
-from bench.atomic import write_json
-from bench.backends import BACKENDS, relevant_libraries
-from bench.precisions import POLICIES
-from bench.records import Device, RunRecord
-from bench.schema import SchemaError, bounds, one_of, safe_name
-from bench.stats import describe
+from bench.measurement import metrics
+from bench.measurement.stats import describe
+from bench.storage import layout, schema
+from bench.storage.atomic import write_json
+from bench.storage.records import Device, RunRecord
+from bench.storage.schema import SchemaError, bounds, one_of, safe_name
+from bench.training.backends import BACKENDS, relevant_libraries
+from bench.training.precisions import POLICIES
 
 SCHEMA = "cnn-mnist-bench/baseline"
 VERSION = 3
@@ -155,7 +157,7 @@ class ArchEntry:
             raise ValueError(f"seeds: the same seed appears twice: {list(self.seeds)}")
 
     def stats(self, metric: str) -> MetricStats:
-        """Return the statistics of one of `bench.metrics.GATED`."""
+        """Return the statistics of one of `bench.measurement.metrics.GATED`."""
         return getattr(self, metric)
 
 

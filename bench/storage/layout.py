@@ -5,13 +5,14 @@ default `results`) holds:
 
     runs/<budget>/<arch>/seed<n>/record.json   one run: its record,
                    checkpoint-epoch<k>.keras  the model after the epochs the record holds
-                                              (while running; see bench.runfolder),
+                                              (while running; see bench.training.runfolder),
                                  model.keras  and the trained model
     runs/<budget>/<arch>/.seed<n>.rerun/      a rerun, until it replaces the run it repeats
     benchmark.json                              pytest-benchmark's JSON (`pytest bench`)
     report/                                     figures and report.md
     peers.json                                  the peer benchmark
-    history/                                    saved benchmark runs by commit (bench.history)
+    history/                                    saved benchmark runs by commit
+                                                (bench.report.history)
 
 Baselines ship as the package `cnnbench_baselines` (the folder `baselines/`, found through
 `importlib.resources`, so a plain `pip install` finds them as an editable one does, and a
@@ -26,7 +27,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.schema import SAFE_NAME
+from bench.storage.schema import SAFE_NAME
 
 RECORD_FILE = "record.json"
 CHECKPOINT_GLOB = "checkpoint*.keras"
@@ -106,7 +107,7 @@ def default_baselines() -> Path:
 
 
 def targets_path() -> Path:
-    """Return the quality targets per budget (`bench.targets`)."""
+    """Return the quality targets per budget (`bench.storage.targets`)."""
     return _packaged() / "targets.json"
 
 

@@ -60,7 +60,7 @@ def resolve(precision: str, device_kind: str | None = None) -> str:
     import keras
 
     if device_kind is None:
-        from bench.provenance import accelerator
+        from bench.measurement.provenance import accelerator
 
         device_kind = "gpu" if accelerator() else "cpu"
     return auto_policy(device_kind, cpu_flags(), keras.backend.backend())

@@ -6,8 +6,8 @@ first, evaluation excluded) plus the matmul peak of its own process:
 
 * ``notebook``: the notebook's way, ``model.fit`` on NumPy arrays with ``validation_data``,
   float32, TensorFlow backend (only the training part of each epoch is timed);
-* ``harness``: the harness default (``bench.training.Trainer``, TensorFlow, precision ``auto``:
-  ``mixed_bfloat16`` on a CPU with bfloat16 arithmetic, else float32);
+* ``harness``: the harness default (``bench.training.trainer.Trainer``, TensorFlow,
+  precision ``auto``: ``mixed_bfloat16`` on a CPU with bfloat16 arithmetic, else float32);
 * ``harness-fp32``: the same forced to float32, the faithful configuration;
 * ``keras-jax`` / ``keras-torch``: the harness on Keras' JAX and PyTorch backends, float32;
 * ``torch-fp32`` / ``torch-bf16``: a native PyTorch model with the same layer shapes and
@@ -43,16 +43,16 @@ _BACKEND = {"keras-jax": "jax", "keras-torch": "torch"}
 
 def _data(samples: int) -> tuple[np.ndarray, np.ndarray]:
     from bench.data import preprocess
-    from bench.training import default_data
+    from bench.training.trainer import default_data
 
     (x_train, y_train), _ = default_data()
     return preprocess(x_train[:samples], y_train[:samples])
 
 
 def _keras_harness(arch_id: str, samples: int, epochs: int, precision: str) -> dict[str, Any]:
-    from bench import metrics
-    from bench.budgets import Budget
-    from bench.training import train_run
+    from bench.measurement import metrics
+    from bench.training.budgets import Budget
+    from bench.training.trainer import train_run
 
     budget = Budget("peer", epochs=epochs, train_samples=samples, test_samples=1000,
                     description="peer benchmark")  # fmt: skip
@@ -75,8 +75,8 @@ def _keras_notebook(arch_id: str, samples: int, epochs: int) -> dict[str, Any]:
 
     from archs import REGISTRY
     from bench.data import preprocess
-    from bench.peak import matmul_peak
-    from bench.training import default_data
+    from bench.measurement.peak import matmul_peak
+    from bench.training.trainer import default_data
 
     (_, _), (x_test, y_test) = default_data()
     x, y = _data(samples)
@@ -210,7 +210,7 @@ def spawn(peer: str, arch_id: str, samples: int, epochs: int) -> dict[str, Any]:
     env = {**os.environ, "KERAS_BACKEND": _BACKEND.get(peer, "tensorflow"),
            "TF_CPP_MIN_LOG_LEVEL": "3"}  # fmt: skip
     code = (
-        "import json, sys; from bench.peers import run_peer; "
+        "import json, sys; from bench.cli.peers import run_peer; "
         f"print('PEER ' + json.dumps(run_peer({peer!r}, {arch_id!r}, {samples}, {epochs})))"
     )
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
@@ -256,8 +256,8 @@ def run_all(
     """
     from tabulate import tabulate
 
-    from bench.atomic import write_json
-    from bench.flops import arch_flops
+    from bench.measurement.flops import arch_flops
+    from bench.storage.atomic import write_json
 
     results = []
     for arch_id in archs:

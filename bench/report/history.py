@@ -3,8 +3,8 @@
 Results are pytest-benchmark's own saved runs (`pytest bench --benchmark-autosave
 --benchmark-storage=file://results/history`, as `./run.sh gate` does): one JSON file per run,
 with the commit (`commit_info`) and, per benchmark, the harness's figures (`extra_info`,
-`bench.metrics`). This module reads every such file under the folders given, groups results
-by commit (in commit-time order) and architecture, and per metric:
+`bench.measurement.metrics`). This module reads every such file under the folders given,
+groups results by commit (in commit-time order) and architecture, and per metric:
 
 * draws the trend (x: commits, labelled with short hash and date; every seed a dot);
 * finds change points by sequential step detection: each commit's values against the
@@ -34,7 +34,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from tabulate import tabulate
 
-from bench.stats import welch_p
+from bench.measurement.stats import welch_p
 
 METRICS = {
     "test_accuracy": ("test accuracy", "higher"),

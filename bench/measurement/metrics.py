@@ -16,7 +16,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from bench.records import RunRecord, TimeToTarget
+from bench.storage.records import RunRecord, TimeToTarget
 
 
 @dataclass(frozen=True)

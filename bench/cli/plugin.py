@@ -1,7 +1,7 @@
 """The pytest plugin behind `pytest bench`: options, the session's gate, and its summary.
 
 Registered through the `pytest11` entry point `cnnbench` (`-p no:cnnbench` turns it off).
-Options are `bench.options`' declarations with the `--cnnbench-` prefix; the gate is
+Options are `bench.cli.options`' declarations with the `--cnnbench-` prefix; the gate is
 `bench.gate.Gate`, the same workflow as `python -m bench gate`. Nothing here imports Keras
 before `pytest_configure`, so `--cnnbench-backend` can still choose it.
 """
@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from bench import layout, options
-from bench.options import PYTEST_PREFIX, OptionError, Settings
+from bench.cli import options
+from bench.cli.options import PYTEST_PREFIX, OptionError, Settings
+from bench.storage import layout
 
 PYTEST_OPTIONS = (*options.TRAINING, "out", "gate", "baselines", "summary", "regen",
                   "allow-fewer-seeds", "plant")  # fmt: skip
@@ -47,10 +48,10 @@ class BenchSession:
         """Fail now, before training, when the gate will have no baseline for this session."""
         if self.gate.mode == "off":
             return
-        from bench import provenance
-        from bench.backends import requested
-        from bench.baselines import Key, device_class
-        from bench.precisions import resolve
+        from bench.measurement import provenance
+        from bench.storage.baselines import Key, device_class
+        from bench.training.backends import requested
+        from bench.training.precisions import resolve
 
         key = Key(budget, requested(), device_class(provenance.device()),
                   resolve(self.settings.precision))  # fmt: skip
@@ -58,7 +59,7 @@ class BenchSession:
 
     def regen_command(self) -> str:
         """Return the command that makes the missing baseline, with this session's options."""
-        from bench.backends import requested
+        from bench.training.backends import requested
 
         again = dataclasses.replace(self.settings, seeds=(0, 1, 2, 3, 4), regen=True,
                                     backend=self.settings.backend or requested())  # fmt: skip
@@ -135,8 +136,8 @@ def live_write(request: pytest.FixtureRequest) -> Any:
 
 
 def extra_info(record: Any, plant: str) -> dict[str, Any]:
-    """Return what a reader of the benchmark JSON needs about one run (`bench.metrics`)."""
-    from bench import metrics
+    """Return what a reader of the benchmark JSON needs about one run (`metrics.of`)."""
+    from bench.measurement import metrics
 
     derived = dataclasses.asdict(metrics.of(record))
     return {
@@ -156,9 +157,9 @@ def extra_info(record: Any, plant: str) -> dict[str, Any]:
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """Add versions, the Keras backend, the device and precision to pytest-benchmark's JSON."""
-    from bench import provenance
-    from bench.backends import requested
-    from bench.precisions import resolve
+    from bench.measurement import provenance
+    from bench.training.backends import requested
+    from bench.training.precisions import resolve
 
     precision = config.stash[_SESSION].settings.precision
     machine_info["cnnbench"] = {
@@ -175,7 +176,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     bench = session.config.stash.get(_SESSION, None)
     if bench is None or not bench.settings.regen or not bench.runs:
         return
-    from bench.baselines import BaselineError, regenerate
+    from bench.storage.baselines import BaselineError, regenerate
 
     if exitstatus != 0:
         bench.notes.append("baselines NOT regenerated: some benchmarks failed")

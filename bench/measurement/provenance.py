@@ -12,8 +12,8 @@ from pathlib import Path
 
 import keras
 
-from bench.backends import LIBRARIES as BACKEND_LIBRARIES
-from bench.records import Device, Provenance
+from bench.storage.records import Device, Provenance
+from bench.training.backends import LIBRARIES as BACKEND_LIBRARIES
 
 LIBRARIES = ("keras", *(name for names in BACKEND_LIBRARIES.values() for name in names), "numpy")
 
@@ -80,7 +80,7 @@ def device() -> Device:
 
 def git_commit() -> str | None:
     """Return the current git commit, with '-dirty' when the tree has changes, or None."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True

@@ -6,7 +6,7 @@
 baselines (the same workflow as `pytest bench`); `report` draws the figures; `history` draws
 the results saved by commit and finds change points; `peers` times the harness against other
 ways to train; `pins` checks the installed versions against `constraints.txt`. Options are
-declared once in `bench.options`.
+declared once in `bench.cli.options`.
 
 Expected errors (bad input, a missing baseline, unusable data) print one sentence and exit
 with status 2 (1 means a regression); `--debug` shows the traceback instead.
@@ -21,19 +21,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import layout
-from bench.options import TRAINING, OptionError, Settings, add_options, positive
+from bench.cli.options import TRAINING, OptionError, Settings, add_options, positive
+from bench.storage import layout
 
 MAIN_SEEDS = (0, 1, 2)
 """The main job's default seeds: three, so the report can show a spread."""
 PEER_ARCHS = ("model_1_a", "model_3_a")
 """The peer benchmark's default architectures: the smallest and a large one."""
-SUITES = Path(__file__).resolve().parent / "suites"
+SUITES = Path(__file__).resolve().parents[1] / "suites"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for `python -m bench`."""
-    from bench.peers import PEERS
+    from bench.cli.peers import PEERS
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -102,7 +102,7 @@ def summary_table(documents: Sequence[Any]) -> str:
     """Return a plain-text table of runs: accuracy, loss, throughput, status."""
     from tabulate import tabulate
 
-    from bench import metrics
+    from bench.measurement import metrics
 
     rows = []
     for record in documents:
@@ -122,9 +122,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Train every (architecture, seed) asked for; print a table; 1 if any did not complete."""
     settings = _settings(args)
     _use_backend(settings)
-    from bench import training
-    from bench.budgets import get_budget
     from bench.data import load_mnist
+    from bench.training import trainer as training
+    from bench.training.budgets import get_budget
 
     budget = get_budget(settings.budget, epochs=settings.epochs,
                         train_samples=settings.train_samples)  # fmt: skip
@@ -153,8 +153,8 @@ def cmd_main(args: argparse.Namespace) -> int:
     """
     import subprocess
 
-    from bench import report
-    from bench.budgets import DEFAULT_BUDGET
+    from bench.report import document as report
+    from bench.training.budgets import DEFAULT_BUDGET
 
     settings = _settings(args, seeds=list(MAIN_SEEDS))
     if not SUITES.is_dir():
@@ -177,14 +177,14 @@ def cmd_main(args: argparse.Namespace) -> int:
 
 
 def _load(paths: Sequence[Path]) -> list[Any]:
-    from bench import records
+    from bench.storage import records
 
     return [records.load(path) for path in paths]
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     """Aggregate records into their baseline; print what changed."""
-    from bench import baselines
+    from bench.storage import baselines
 
     settings = _settings(args)
     root = settings.baselines or layout.default_baselines()
@@ -214,7 +214,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def cmd_peers(args: argparse.Namespace) -> int:
     """Run the peer benchmark."""
-    from bench import peers
+    from bench.cli import peers
 
     settings = _settings(args, archs=list(PEER_ARCHS))
     if args.epochs < 2:
@@ -226,7 +226,7 @@ def cmd_peers(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the report."""
-    from bench import report
+    from bench.report import document as report
 
     out = args.out or layout.Results().report_dir
     print(f"wrote {report.write_report(args.records, out)}")
@@ -235,7 +235,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """Draw each architecture's trend across commits; print change points and a comparison."""
-    from bench import figures, history
+    from bench.report import figures, history
 
     folders = args.folders or [layout.Results().history]
     commits, problems = history.load(folders)
@@ -267,7 +267,7 @@ KEY_LIBRARIES = ("tensorflow", "keras", "jax", "jaxlib", "torch", "numpy", "pyte
 
 def cmd_pins(args: argparse.Namespace) -> int:
     """Show the key pinned versions; exit 1 if anything installed differs from its pin."""
-    from bench import pins
+    from bench.cli import pins
 
     found = pins.check(args.constraints)
     wrong = [p for p in found if not p.ok]
@@ -295,9 +295,9 @@ COMMANDS = {
 
 def expected_errors() -> tuple[type[BaseException], ...]:
     """Return the errors that are the user's to fix: one sentence each, no traceback."""
-    from bench.baselines import BaselineError
     from bench.data import DataIntegrityError, MnistUnavailableError
-    from bench.records import RecordError
+    from bench.storage.baselines import BaselineError
+    from bench.storage.records import RecordError
 
     return (OptionError, RecordError, BaselineError, MnistUnavailableError,
             DataIntegrityError, ValueError, OSError)  # fmt: skip

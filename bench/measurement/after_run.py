@@ -13,10 +13,10 @@ import dataclasses
 import keras
 import numpy as np
 
-from bench.flops import training_flops
-from bench.memory import device_peak_mb, host_peak_rss_mb
-from bench.peak import compute_dtype, matmul_peak
-from bench.records import Histogram, LayerSummary, Timing
+from bench.measurement.flops import training_flops
+from bench.measurement.memory import device_peak_mb, host_peak_rss_mb
+from bench.measurement.peak import compute_dtype, matmul_peak
+from bench.storage.records import Histogram, LayerSummary, Timing
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 

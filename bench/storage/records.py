@@ -3,7 +3,7 @@
 A record holds the raw measurements every later step derives its figures from (per-epoch
 metrics and clocks, the FLOP count, the matmul peaks, peak memory), the final test metrics,
 per-layer weight summaries and provenance. Derived figures (samples/s, efficiency) are not
-stored: `bench.metrics` computes them, once, for the gate, the benchmark and the report.
+stored: `bench.measurement.metrics` computes them, once, for the gate, the benchmark and the report.
 
 Versions: this harness writes version 3. Version 1 records (which also stored derived timing
 figures, with `{}` for "not yet") and version 2 (before time-to-target) are migrated on load;
@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import schema
-from bench.atomic import write_json
-from bench.backends import BACKENDS
-from bench.precisions import POLICIES
-from bench.schema import SchemaError, bounds, one_of, safe_name
+from bench.storage import schema
+from bench.storage.atomic import write_json
+from bench.storage.schema import SchemaError, bounds, one_of, safe_name
+from bench.training.backends import BACKENDS
+from bench.training.precisions import POLICIES
 
 SCHEMA = "cnn-mnist-bench/run"
 VERSION = 3
@@ -51,7 +51,7 @@ class ArchInfo:
 
 @dataclass(frozen=True)
 class BudgetInfo:
-    """The budget a run trained under (`bench.budgets.Budget`, as stored)."""
+    """The budget a run trained under (`bench.training.budgets.Budget`, as stored)."""
 
     name: str = field(metadata=safe_name())
     epochs: int = field(metadata=bounds(1))

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.backends import BACKENDS
-from bench.budgets import BUDGETS, DEFAULT_BUDGET
-from bench.layout import DEFAULT_RESULTS
-from bench.precisions import DEFAULT_PRECISION, PRECISIONS
-from bench.records import MAX_SEED
+from bench.storage.layout import DEFAULT_RESULTS
+from bench.storage.records import MAX_SEED
+from bench.training.backends import BACKENDS
+from bench.training.budgets import BUDGETS, DEFAULT_BUDGET
+from bench.training.precisions import DEFAULT_PRECISION, PRECISIONS
 
 PLANTS = ("none", "lr0", "shuffled-labels", "slow-step")
 GATE_MODES = ("all", "accuracy", "off")
@@ -197,7 +197,7 @@ class Settings:
         Raises OptionError for options that conflict.
         """
         from archs import NOTEBOOK_IDS
-        from bench.baselines import MIN_SEEDS
+        from bench.storage.baselines import MIN_SEEDS
 
         found: dict[str, Any] = {}
         for option in OPTIONS.values():

@@ -3,10 +3,10 @@
 The recipe is the notebook's: Adam with Keras' defaults, categorical cross-entropy, accuracy,
 batch size 128, evaluation on the test set after every epoch, then a final evaluation.
 
-`Trainer` drives one run epoch by epoch; its folder (`bench.runfolder`) keeps the checkpoint
-and the record, and `bench.measure` takes the measurements after the run. Training and
-evaluation are timed apart (Keras' printed step time includes validation, keras issue
-16286). Each epoch's shuffle and each dropout layer's random state derive from (seed,
+`Trainer` drives one run epoch by epoch; its folder (`bench.training.runfolder`) keeps the
+checkpoint and the record, and `bench.measurement.after_run` takes the measurements after the
+run. Training and evaluation are timed apart (Keras' printed step time includes validation,
+keras issue 16286). Each epoch's shuffle and each dropout layer's random state derive from (seed,
 epoch), so a run that resumes from its last checkpoint replays exactly the epochs it has
 left and ends with the same history as an uninterrupted one.
 """
@@ -24,13 +24,12 @@ import keras
 import numpy as np
 
 from archs import REGISTRY
-from bench import measure, metrics, provenance, targets
-from bench.budgets import DEFAULT_BUDGET, Budget, get_budget
 from bench.data import Arrays, dataset_fingerprint, load_mnist, preprocess
-from bench.memory import reset_device_peak
-from bench.precisions import DEFAULT_PRECISION, resolve
-from bench.progress import LiveProgress, Writer, stderr_writer
-from bench.records import (
+from bench.measurement import after_run as measure
+from bench.measurement import metrics, provenance
+from bench.measurement.memory import reset_device_peak
+from bench.storage import targets
+from bench.storage.records import (
     ArchInfo,
     BudgetInfo,
     Config,
@@ -41,7 +40,10 @@ from bench.records import (
     RunRecord,
     Weights,
 )
-from bench.runfolder import RunFolder
+from bench.training.budgets import DEFAULT_BUDGET, Budget, get_budget
+from bench.training.precisions import DEFAULT_PRECISION, resolve
+from bench.training.progress import LiveProgress, Writer, stderr_writer
+from bench.training.runfolder import RunFolder
 
 BATCH_SIZE = 128
 EVAL_BATCH_SIZE = 1024
@@ -169,11 +171,11 @@ class Trainer:
 
     Args:
         arch_id: a registry id.
-        budget: a budget name from `bench.budgets.BUDGETS`, or a Budget.
+        budget: a budget name from `bench.training.budgets.BUDGETS`, or a Budget.
         seed: seeds weights, shuffling and dropout; the same seed gives the same history.
         out_dir: the run's folder (record, checkpoint, trained model); None keeps nothing.
             A folder that holds an unfinished run of this configuration resumes it.
-        precision: a Keras dtype policy name, or `auto` (`bench.precisions`); the record
+        precision: a Keras dtype policy name, or `auto` (`bench.training.precisions`); the record
             stores the resolved policy.
         learning_rate: Adam's learning rate (Keras' default 0.001, as in the notebook).
         data: verified MNIST arrays; loaded with `load_mnist()` when omitted.

@@ -1,0 +1,1 @@
+"""Command line and pytest plugin: options declared once, `python -m bench`, peers, pins."""

@@ -1,0 +1,1 @@
+"""Measurement: derived metrics, statistics, FLOPs, peaks, memory, provenance."""

@@ -1,0 +1,1 @@
+"""Report: the report's text and figures, and the history across commits."""

@@ -1,0 +1,1 @@
+"""Storage: typed records and baselines, their loaders, file locations, targets, atomic writes."""

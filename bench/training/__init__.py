@@ -1,0 +1,1 @@
+"""Training: the recipe and its epoch driver, run folders, budgets, precisions, plants."""
