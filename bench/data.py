@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import warnings
 import zipfile
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.storage.atomic import atomic_write
+from bench.storage.atomic import atomic_write, set_aside
 
 Arrays = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -305,14 +304,6 @@ UNREADABLE = (DataIntegrityError, ValueError, TypeError, AttributeError, KeyErro
               EOFError, OverflowError, MemoryError, zlib.error, zipfile.BadZipFile,
               gzip.BadGzipFile, pickle.UnpicklingError)  # fmt: skip
 """What a corrupt file can raise while it is parsed: every one means "reject this source"."""
-
-
-def set_aside(path: Path) -> Path:
-    """Rename a corrupt file out of the way (never delete it); return where it went."""
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    os.replace(path, target)
-    return target
 
 
 def write_cache(arrays: Arrays, path: Path) -> None:

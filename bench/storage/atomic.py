@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -36,6 +37,17 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+CORRUPT_GLOB = "*.corrupt-*"
+"""Files set aside by `set_aside`."""
+
+
+def set_aside(path: Path) -> Path:
+    """Rename an unreadable file out of the way (never delete it); return where it went."""
+    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+    os.replace(path, target)
+    return target
 
 
 def write_json(path: str | os.PathLike[str], document: Any) -> None:

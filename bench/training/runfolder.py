@@ -17,22 +17,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 
 from bench.storage import layout, records
+from bench.storage.atomic import CORRUPT_GLOB, set_aside
 from bench.storage.records import Config, RecordError, RunRecord
 from bench.training.progress import Writer
-
-
-def set_aside(path: Path) -> Path:
-    """Rename an unreadable file out of the way (never delete it); return where it went."""
-    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
-    os.replace(path, target)
-    return target
 
 
 @dataclass(frozen=True)
@@ -141,7 +134,7 @@ class RunFolder:
         """Make a finished rerun this folder's result (the old one goes only then)."""
         replaced = self.path.with_name(f".{self.path.name}.replaced")
         shutil.rmtree(replaced, ignore_errors=True)
-        for kept in self.path.glob("*.corrupt-*"):  # set aside for a person to look at: keep
+        for kept in self.path.glob(CORRUPT_GLOB):  # set aside for a person to look at: keep
             os.replace(kept, rerun.path / kept.name)
         if self.path.exists():
             os.replace(self.path, replaced)
