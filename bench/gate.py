@@ -135,6 +135,9 @@ class Gate:
     chosen: dict[str, str] = field(default_factory=dict)
     commits: dict[str, tuple[str, ...]] = field(default_factory=dict)
     crossings: set[str] = field(default_factory=set)
+    _resolved: dict[tuple[Key, tuple[tuple[str, str], ...]], Resolved] = field(
+        default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -146,8 +149,12 @@ class Gate:
         Called before training too, so that a missing baseline fails in seconds, not after
         the run.
         """
+        cache_key = (key, tuple(sorted(versions.items())))
+        if cache_key in self._resolved:  # one read per baseline, not one per run and check
+            return self._resolved[cache_key]
         try:
-            return resolve(key, versions, self.root)
+            self._resolved[cache_key] = resolve(key, versions, self.root)
+            return self._resolved[cache_key]
         except BaselineError as error:
             hint = self.regen_hint.format(budget=key.budget)
             raise BaselineError(f"{error}\nCreate it on this machine:\n  {hint}") from None
