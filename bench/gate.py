@@ -11,7 +11,9 @@ versions); `summary()` is the table both front ends print. The bands:
   from collapsing when a few seeds agree;
 * loss: fail above ``mean + max(k * sd, floor_rel * mean)`` (floor_rel = 0.25);
 * efficiency (`mode="all"`): fail below ``min * (1 - margin)`` (margin = 0.25), from the
-  slowest honest seed, because speed on a shared machine is bimodal;
+  slowest honest seed, because speed on a shared machine is bimodal; not checked for a run
+  that shared its machine with other runs of a study, nor against a baseline whose runs all
+  did (the summary says so);
 * epochs to the budget's target accuracy (when the baseline's seeds all reached it): fail
   above ``max * (1 + target_margin)`` (0.5) or when not reached: a change that trains faster
   per step but needs more epochs fails here (MLPerf's and AlgoPerf's time-to-accuracy).
@@ -89,7 +91,7 @@ def compare(record: RunRecord, resolved: Resolved, *, speed: bool = True) -> lis
         Check(arch_id, "test_loss", observed.test_loss, entry.test_loss.mean,
               tolerance.highest_loss(entry.test_loss), "max", origin, seed),
     ]  # fmt: skip
-    if speed:
+    if speed and entry.efficiency is not None and not record.shared_machine:
         checks.append(
             Check(arch_id, "efficiency", observed.efficiency, entry.efficiency.mean,
                   tolerance.lowest_efficiency(entry.efficiency), "min", origin, seed)
@@ -135,6 +137,8 @@ class Gate:
     chosen: dict[str, str] = field(default_factory=dict)
     commits: dict[str, tuple[str, ...]] = field(default_factory=dict)
     crossings: set[str] = field(default_factory=set)
+    unchecked: list[str] = field(default_factory=list)
+    """Speed checks left out, and why."""
     _resolved: dict[tuple[Key, tuple[tuple[str, str], ...]], Resolved] = field(
         default_factory=dict, repr=False
     )
@@ -170,7 +174,18 @@ class Gate:
         self.chosen[str(resolved.path)] = resolved.reason
         self.commits[str(resolved.path)] = resolved.baseline.provenance.git_commits
         self.crossings.update(resolved.crossings)
-        checks = compare(record, resolved, speed=self.mode == "all")
+        speed = self.mode == "all"
+        if speed and record.shared_machine:
+            self.unchecked.append(f"{record.label}: speed not gated (it shared its machine with "
+                                  f"{record.provenance.concurrent_runs} other run(s))")  # fmt: skip
+        elif (
+            speed
+            and resolved.baseline.archs.get(record.arch.id, None) is not None
+            and (resolved.baseline.archs[record.arch.id].efficiency is None)
+        ):
+            self.unchecked.append(f"{record.label}: speed not gated (the baseline has no "
+                                  "timings: its runs shared their machines)")  # fmt: skip
+        checks = compare(record, resolved, speed=speed)
         self.checks.extend(checks)
         return checks
 
@@ -184,6 +199,7 @@ class Gate:
         lines = [table(self.checks)] if self.checks else []
         lines += [f"baseline: {path} ({why})" for path, why in sorted(self.chosen.items())]
         lines += [f"NOTE: comparison crosses {c}" for c in sorted(self.crossings)]
+        lines += [f"NOTE: {why}" for why in self.unchecked]
         lines.append(f"{len(self.failed)} regression(s) in {len(self.checks)} checks")
         return "\n".join(lines)
 
@@ -217,6 +233,7 @@ class Gate:
                 )
         notes = [f"Baseline `{path}`: {why}." for path, why in sorted(self.chosen.items())]
         notes += [f"Comparison crosses {crossing}." for crossing in sorted(self.crossings)]
+        notes += [f"{why}." for why in self.unchecked]
         if notes:
             lines += ["", *[f"- {note}" for note in notes]]
         return "\n".join(lines) + "\n"

@@ -1,7 +1,9 @@
-"""Command line: `python -m bench run|main|baseline|gate|report|history|peers|pins`.
+"""Command line: `python -m bench run|study|main|baseline|gate|report|history|peers|pins`.
 
-`run` trains chosen architectures under a budget and seeds and writes one record per run;
-`main` is the README's main job (benchmark all six with `pytest bench`, gate, report);
+`run` trains chosen architectures under a budget and seeds, in this process, and writes one
+record per run; `study` runs a grid of them as independent runs on an executor (local or
+Ray), then writes the report (and, when asked, the baseline); `main` is the README's main
+job (a local study of all six, sized to about 15 minutes on this machine, gate, report);
 `baseline` aggregates records into a measured baseline; `gate` checks records against their
 baselines (the same workflow as `pytest bench`); `report` draws the figures; `history` draws
 the results saved by commit and finds change points; `peers` times the harness against other
@@ -24,8 +26,8 @@ from typing import Any
 from bench.cli.options import TRAINING, OptionError, Settings, add_options, positive
 from bench.storage import layout
 
-MAIN_SEEDS = (0, 1, 2)
-"""The main job's default seeds: three, so the report can show a spread."""
+MAIN_SEEDS = (0, 1, 2, 3, 4)
+"""The seeds the main job picks from: as many as its estimate fits in --minutes."""
 PEER_ARCHS = ("model_1_a", "model_3_a")
 """The peer benchmark's default architectures: the smallest and a large one."""
 SUITES = Path(__file__).resolve().parents[1] / "suites"
@@ -40,18 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="train architectures and write their records")
     add_options(run.add_argument, (*TRAINING, "out", "force"))
+    study = commands.add_parser(
+        "study", help="a grid of runs on an executor (local or ray), then the report"
+    )
+    add_options(study.add_argument, (*TRAINING, "precisions", "out", "executor", "address",
+                                     "cpus-per-run", "gpus-per-run", "retries", "baseline",
+                                     "baselines"))  # fmt: skip
     main = commands.add_parser(
-        "main", help="the main job: benchmark all six under the default budget, gate, report"
+        "main", help="the main job: a local study of all six (about 15 minutes), gate, report"
     )
-    add_options(main.add_argument, (*TRAINING, "out", "gate", "baselines"))
-    main.add_argument(
-        "pytest_args", nargs=argparse.REMAINDER, help="further pytest options, after --"
-    )
+    add_options(main.add_argument, (*TRAINING, "minutes", "out", "gate", "baselines"))
     baseline = commands.add_parser(
         "baseline", help="aggregate completed run records into their measured baseline"
     )
     baseline.add_argument("records", nargs="+", type=Path, help="record.json files")
     add_options(baseline.add_argument, ("baselines", "allow-fewer-seeds"))
+    add_options(study.add_argument, ("allow-fewer-seeds",))
     gate = commands.add_parser(
         "gate", help="check run records against their baselines; exit 1 on a regression"
     )
@@ -145,35 +151,137 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if any(not record.completed for record in done) else 0
 
 
-def cmd_main(args: argparse.Namespace) -> int:
-    """Benchmark (pytest bench, with the gate, in its own interpreter), then write the report.
+def _command_line() -> str:
+    return " ".join(["python -m bench", *sys.argv[1:]])
 
-    Its own interpreter: this one has imported `bench` already, which pytest could then not
-    rewrite for its assertions, and Keras' backend is fixed per process.
-    """
-    import subprocess
 
+def _estimate(plan: Any, results: layout.Results) -> Any:
+    """Probe this machine and estimate each run (a kept run costs only its start-up)."""
+    from bench.study import estimate as estimating
+    from bench.study.executors import completed_before
+
+    backend = plan.runs[0].backend
+    found = estimating.probe(backend, list(dict.fromkeys(r.arch for r in plan.runs)))
+    guess = estimating.estimate(plan.runs, found)
+    kept = {s: found.startup_seconds for s in plan.runs if completed_before(s.folder(results))}
+    return estimating.Estimate(guess.seconds | kept, guess.guessed), found
+
+
+def _say_estimate(guess: Any, found: Any, slots: int = 1) -> None:
+    from bench.study.estimate import clock
+
+    print(f"estimate: ~{clock(guess.total / slots)} on this machine (per run: "
+          f"{found.startup_seconds:.1f} s start-up; epochs from FLOPs at the stored baselines' "
+          f"efficiency of a {found.peaks['float32'] / 1e9:.0f} GFLOP/s float32, "
+          f"{found.peaks['bfloat16'] / 1e9:.0f} GFLOP/s bfloat16 matmul peak)"
+          + (f"; no stored efficiency for {', '.join(guess.guessed)}: guessed"
+             if guess.guessed else ""))  # fmt: skip
+
+
+def _executor(settings: Settings) -> Any:
+    from bench.study import executors
+
+    if settings.executor == "ray":
+        executors.import_ray()  # says how to install it, before anything starts
+        return executors.RayExecutor(settings.address, settings.cpus_per_run,
+                                     settings.gpus_per_run, settings.retries)  # fmt: skip
+    return executors.LocalExecutor()
+
+
+def _study(settings: Settings, plan: Any, estimate: Any = None) -> list[Any]:
+    """Run a planned study; print its table; return its outcomes."""
+    from bench.study.runner import run_study, table
+
+    results = layout.Results(settings.out)
+    outcomes = run_study(plan, _executor(settings), results, estimate)
+    print(table(outcomes, estimate))
+    return outcomes
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    """Run a grid of runs on an executor; write the report (and the baseline when asked)."""
     from bench.report import document as report
+    from bench.storage import baselines
+    from bench.study.plan import Plan
+    from bench.training.backends import requested
+
+    settings = _settings(args)
+    _use_backend(settings)
+    plan = Plan.of(settings, settings.backend or requested(), settings.precisions,
+                   _command_line())  # fmt: skip
+    results = layout.Results(settings.out)
+    print(f"study: {plan.describe()}; executor {settings.executor}; results {results.root}")
+    estimate = None
+    if settings.executor == "local":
+        estimate, found = _estimate(plan, results)
+        _say_estimate(estimate, found)
+    outcomes = _study(settings, plan, estimate)
+    done = [o for o in outcomes if o.record is not None]
+    paths = [o.spec.folder(results) / layout.RECORD_FILE for o in done]
+    if paths:
+        print(f"report: {report.write_report(paths, results.report_dir)}")
+    if settings.baseline:
+        completed = [o.record for o in done if o.record.completed]
+        root = settings.baselines or layout.default_baselines()
+        path, changes = baselines.regenerate(
+            completed, root, allow_fewer_seeds=settings.allow_fewer_seeds
+        )
+        print(f"wrote {path}\n{changes}")
+    return 0 if all(o.status in ("completed", "kept") for o in outcomes) else 1
+
+
+def cmd_main(args: argparse.Namespace) -> int:
+    """Run the main job: a local study of all six, sized to --minutes; the gate; the report.
+
+    Without --seeds it takes as many of seeds 0-4 as the estimate fits in --minutes (at
+    least one), and says so: about 15 minutes on either of the project's machine kinds.
+    """
+    import dataclasses
+
+    from bench.gate import Gate
+    from bench.report import document as report
+    from bench.study.plan import Plan
+    from bench.training.backends import requested
     from bench.training.budgets import DEFAULT_BUDGET
 
-    settings = _settings(args, seeds=list(MAIN_SEEDS))
-    if not SUITES.is_dir():
-        raise OptionError(f"the benchmark suites ({SUITES}) are not installed; run from a clone")
-    gate = settings.gate
+    settings = _settings(args)
+    _use_backend(settings)
+    results = layout.Results(settings.out)
+    chosen = args.seeds is not None
+    grid = settings if chosen else dataclasses.replace(settings, seeds=MAIN_SEEDS)
+    plan = Plan.of(grid, settings.backend or requested(), command=_command_line())
+    estimate, found = _estimate(plan, results)
+    if not chosen:
+        per_seed = [sum(estimate.seconds[r] for r in plan.runs if r.seed == seed)
+                    for seed in MAIN_SEEDS]  # fmt: skip
+        count = 1
+        while count < len(MAIN_SEEDS) and sum(per_seed[: count + 1]) <= settings.minutes * 60:
+            count += 1
+        settings = dataclasses.replace(settings, seeds=MAIN_SEEDS[:count])
+        plan = plan.with_seeds(settings.seeds)
+        estimate = estimate.of(plan.runs)
+        print(f"main: {count} seed(s), as many of {len(MAIN_SEEDS)} as the estimate fits in "
+              f"{settings.minutes:g} minutes on this machine (--seeds or --minutes for "
+              f"more)")  # fmt: skip
+    print(f"main: {plan.describe()}; results {results.root}")
+    _say_estimate(estimate, found)
+    outcomes = _study(settings, plan, estimate)
+    gate_mode = settings.gate
     if args.gate is None and settings.budget != DEFAULT_BUDGET:
         print(f"note: baselines are stored for the {DEFAULT_BUDGET} budget; gate off for "
               f"{settings.budget} (pass --gate all to gate against your own)")  # fmt: skip
-        gate = "off"
-    results = layout.Results(settings.out)
-    pytest_args = [a for a in args.pytest_args if a != "--"]
-    status = subprocess.run([
-        sys.executable, "-m", "pytest", str(SUITES),
-        *settings.pytest_args([*TRAINING, "out", "baselines"]),
-        f"--cnnbench-gate={gate}", f"--benchmark-json={results.benchmark_json}", *pytest_args,
-    ], check=False).returncode  # fmt: skip
-    written = report.write_report(results.record_paths(), results.report_dir)
-    print(f"benchmark JSON: {results.benchmark_json}; records: {results.runs}; report: {written}")
-    return int(status)
+        gate_mode = "off"
+    gate = Gate(settings.baselines or layout.default_baselines(), gate_mode)
+    for outcome in outcomes:
+        if outcome.record is not None and outcome.record.completed:
+            gate.check(outcome.record)
+    if gate_mode != "off":
+        print(gate.summary())
+    paths = [o.spec.folder(results) / layout.RECORD_FILE for o in outcomes if o.record]
+    written = report.write_report(paths, results.report_dir) if paths else None
+    print(f"records: {results.runs}; report: {written}")
+    failed = gate.failed or any(o.status not in ("completed", "kept") for o in outcomes)
+    return 1 if failed else 0
 
 
 def _load(paths: Sequence[Path]) -> list[Any]:
@@ -283,6 +391,7 @@ def cmd_pins(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": cmd_run,
+    "study": cmd_study,
     "main": cmd_main,
     "baseline": cmd_baseline,
     "gate": cmd_gate,

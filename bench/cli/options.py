@@ -22,6 +22,7 @@ from bench.training.budgets import BUDGETS, DEFAULT_BUDGET
 from bench.training.precisions import DEFAULT_PRECISION, PRECISIONS
 
 PLANTS = ("none", "lr0", "shuffled-labels", "slow-step")
+EXECUTORS = ("local", "ray")
 GATE_MODES = ("all", "accuracy", "off")
 PYTEST_PREFIX = "cnnbench-"
 
@@ -66,6 +67,28 @@ def seeds(text: str) -> list[int]:
             f"a seed is an integer from 0 to {MAX_SEED} (2**32 - 1), got {text!r}"
         )
     return values
+
+
+def precisions(text: str) -> list[str]:
+    """Parse comma-separated precisions (a study's grid)."""
+    values = _split(text)
+    bad = [p for p in values if p not in PRECISIONS]
+    if not values or bad:
+        raise argparse.ArgumentTypeError(
+            f"unknown precision(s) {bad or [text]}; valid: {','.join(PRECISIONS)}"
+        )
+    return values
+
+
+def minutes(text: str) -> float:
+    """Parse a positive number of minutes."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected minutes, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of minutes, got {value}")
+    return value
 
 
 def positive(text: str) -> int:
@@ -135,6 +158,23 @@ OPTIONS: dict[str, Option] = {
                "over more seeds", flag=True),
         Option("plant", "plant a regression to prove the gate fails on it", "none",
                choices=PLANTS),
+        Option("precisions", "a study's precisions, comma-separated (default: --precision)",
+               type=precisions, listed=True),
+        Option("executor", "where a study's runs train: local (one at a time, each in its own "
+               "process) or ray (Ray tasks, local instance or cluster)", "local",
+               choices=EXECUTORS),
+        Option("address", "the Ray cluster to join (default: $RAY_ADDRESS, else a new local "
+               "instance)"),
+        Option("cpus-per-run", "CPUs each Ray run asks for, also its thread limit (default 1)",
+               1, type=positive),
+        Option("gpus-per-run", "GPUs each Ray run asks for (default: 1 where the cluster has "
+               "GPUs, else 0)", type=int),
+        Option("retries", "how often Ray retries a run whose worker died (default 3)", 3,
+               type=int),
+        Option("baseline", "also write the study's completed runs as their measured baseline",
+               flag=True),
+        Option("minutes", "the main job picks as many seeds (of 0-4) as its estimate fits in "
+               "this many minutes, when --seeds is not given (default 15)", 15.0, type=minutes),
     )
 }  # fmt: skip
 
@@ -189,6 +229,14 @@ class Settings:
     regen: bool
     allow_fewer_seeds: bool
     plant: str
+    precisions: tuple[str, ...] | None
+    executor: str
+    address: str | None
+    cpus_per_run: int
+    gpus_per_run: int | None
+    retries: int
+    baseline: bool
+    minutes: float
 
     @classmethod
     def parse(cls, value: Callable[[str], Any], **defaults: Any) -> Settings:
@@ -209,6 +257,7 @@ class Settings:
             found[option.dest] = given
         found["archs"] = tuple(found["archs"] or NOTEBOOK_IDS)
         found["seeds"] = tuple(found["seeds"])
+        found["precisions"] = tuple(found["precisions"]) if found["precisions"] else None
         settings = cls(**found)
         if len(set(settings.seeds)) != len(settings.seeds):
             raise OptionError(f"seeds must be distinct, got {list(settings.seeds)}")

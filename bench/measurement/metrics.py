@@ -86,6 +86,8 @@ def time_to_target(record: RunRecord, target: float) -> TimeToTarget:
 
 GATED = ("test_accuracy", "test_loss", "efficiency", "best_samples_per_second")
 """The metrics a baseline stores per architecture."""
+SPEED = ("efficiency", "best_samples_per_second")
+"""The timings among them: kept only from runs that had their machine to themselves."""
 
 
 def of(record: RunRecord) -> RunMetrics:

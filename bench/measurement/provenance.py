@@ -97,8 +97,20 @@ def git_commit() -> str | None:
     return f"{commit}-dirty" if dirty else commit
 
 
-def collect(seed: int | None, precision: str, data_digest: str) -> Provenance:
-    """Return the provenance stored with every record: versions, device, commit, time, command."""
+def collect(
+    seed: int | None,
+    precision: str,
+    data_digest: str,
+    *,
+    executor: str | None = None,
+    concurrent_runs: int | None = None,
+    command: str | None = None,
+) -> Provenance:
+    """Return the provenance stored with every record: versions, device, commit, time, command.
+
+    `executor` and `concurrent_runs` come from a study (`bench.study`); `command` replaces
+    this process's own command line (a study's workers record the study's command).
+    """
     return Provenance(
         versions=library_versions(),
         backend=keras.backend.backend(),
@@ -106,8 +118,10 @@ def collect(seed: int | None, precision: str, data_digest: str) -> Provenance:
         precision=precision,
         data_digest=data_digest,
         started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        command=command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         seed=seed,
         git_commit=git_commit(),
         host=platform.node(),
+        executor=executor,
+        concurrent_runs=concurrent_runs,
     )

@@ -55,3 +55,9 @@ def write_json(path: str | os.PathLike[str], document: Any) -> None:
     with atomic_write(path, "w") as handle:
         json.dump(document, handle, indent=2, sort_keys=False, allow_nan=False)
         handle.write("\n")
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data`, atomically (a model file that came back from a remote worker)."""
+    with atomic_write(path, "wb") as handle:
+        handle.write(data)

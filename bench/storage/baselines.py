@@ -5,9 +5,14 @@ device class): per architecture, n, mean, sd, min and max of each gated metric
 (`bench.measurement.metrics.GATED`) over its seeds, the band parameters (`Tolerance`) and
 provenance.
 
-Versions: this harness writes version 3. Version 1 (whose best-epoch throughput was called
-`samples_per_second`) and version 2 (before time-to-target) are migrated on load; any other
-version is refused with the command that regenerates it.
+Speed statistics come only from runs that had their machine to themselves (a study's runs
+that shared a machine keep their accuracy but not their timings); an architecture with no
+such run has no speed statistics, and the gate then does not check its speed.
+
+Versions: this harness writes version 4. Version 1 (whose best-epoch throughput was called
+`samples_per_second`), version 2 (before time-to-target) and version 3 (speed statistics
+always present) are migrated on load; any other version is refused with the command that
+regenerates it.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from bench.training.backends import BACKENDS, relevant_libraries
 from bench.training.precisions import POLICIES
 
 SCHEMA = "cnn-mnist-bench/baseline"
-VERSION = 3
+VERSION = 4
 MIN_SEEDS = 2
 """The fewest seeds per architecture a baseline is made from: a band needs a spread."""
 
@@ -141,8 +146,9 @@ class ArchEntry:
     seeds: tuple[int, ...]
     test_accuracy: MetricStats
     test_loss: MetricStats
-    efficiency: MetricStats
-    best_samples_per_second: MetricStats
+    efficiency: MetricStats | None
+    """None when every run shared its machine with other runs (timings not comparable)."""
+    best_samples_per_second: MetricStats | None
     provenance: Origin
     tolerance: dict[str, float] = field(default_factory=dict)
     epochs_to_target: MetricStats | None = None
@@ -156,8 +162,8 @@ class ArchEntry:
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: the same seed appears twice: {list(self.seeds)}")
 
-    def stats(self, metric: str) -> MetricStats:
-        """Return the statistics of one of `bench.measurement.metrics.GATED`."""
+    def stats(self, metric: str) -> MetricStats | None:
+        """Return the statistics of one of `bench.measurement.metrics.GATED` (None: not kept)."""
         return getattr(self, metric)
 
 
@@ -230,7 +236,8 @@ class Baseline:
             if entry.test_accuracy.min < 0 or entry.test_accuracy.max > 1:
                 raise ValueError(f"archs.{arch_id}.test_accuracy: values outside [0, 1]")
             for metric in ("test_loss", "efficiency", "best_samples_per_second"):
-                if entry.stats(metric).min < 0:
+                found = entry.stats(metric)
+                if found is not None and found.min < 0:
                     raise ValueError(f"archs.{arch_id}.{metric}: negative values")
 
     def tolerance_for(self, arch_id: str) -> Tolerance:
@@ -276,12 +283,14 @@ def aggregate(runs: Sequence[RunRecord], tolerance: Tolerance | None = None) -> 
                 f"{MIN_SEEDS} per architecture (5 recommended) so that its band has a spread"
             )
         derived = [metrics.of(run) for run in group]
-        stats = {}
+        alone = [metrics.of(run) for run in group if not run.shared_machine]
+        stats: dict[str, MetricStats | None] = {}
         for metric in metrics.GATED:
-            values = [getattr(d, metric) for d in derived]
+            speed = metric in metrics.SPEED
+            values = [getattr(d, metric) for d in (alone if speed else derived)]
             if any(v is None for v in values):
                 raise BaselineError(f"{arch_id}: some runs lack {metric} (no steady epoch?)")
-            stats[metric] = MetricStats.of([float(v) for v in values])
+            stats[metric] = MetricStats.of([float(v) for v in values]) if values else None
         for metric in ("epochs_to_target", "seconds_to_target"):
             values = [getattr(d, metric) for d in derived]
             if all(v is not None for v in values):
@@ -318,7 +327,12 @@ def _migrate_v2(document: dict[str, Any]) -> dict[str, Any]:
     return dict(document, version=3)
 
 
-MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2}
+def _migrate_v3(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 -> 4: speed statistics may be null (every run shared its machine)."""
+    return dict(document, version=4)
+
+
+MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3}
 REGENERATE = "regenerate it (python -m bench baseline RECORD.json ...)."
 
 
@@ -430,9 +444,11 @@ def diff(old: Baseline | None, new: Baseline) -> str:
     rows = []
     for arch_id, entry in new.archs.items():
         for metric in metrics.GATED:
-            before = old.archs[arch_id].stats(metric).mean if arch_id in old.archs else None
-            after = entry.stats(metric).mean
-            change = f"{(after - before) / abs(before):+.2%}" if before else "new"
+            was = old.archs[arch_id].stats(metric) if arch_id in old.archs else None
+            now = entry.stats(metric)
+            before, after = (s.mean if s else None for s in (was, now))
+            change = (f"{(after - before) / abs(before):+.2%}" if before and after is not None
+                      else "new" if after is not None else "not kept (shared machine)")  # fmt: skip
             rows.append([arch_id, metric, before, after, change])
     return tabulate(
         rows, headers=["arch", "metric", "old mean", "new mean", "change"], floatfmt=".4f"

@@ -5,8 +5,9 @@ metrics and clocks, the FLOP count, the matmul peaks, peak memory), the final te
 per-layer weight summaries and provenance. Derived figures (samples/s, efficiency) are not
 stored: `bench.measurement.metrics` computes them, once, for the gate, the benchmark and the report.
 
-Versions: this harness writes version 3. Version 1 records (which also stored derived timing
-figures, with `{}` for "not yet") and version 2 (before time-to-target) are migrated on load;
+Versions: this harness writes version 4. Version 1 records (which also stored derived timing
+figures, with `{}` for "not yet"), version 2 (before time-to-target) and version 3 (before the
+study's executor and machine sharing were recorded) are migrated on load;
 any other version is refused with the command that writes a current record. The trainer and
 the tests build records with the same constructors (`RunRecord.start`, `with_epoch`,
 `finished`).
@@ -27,8 +28,9 @@ from bench.training.backends import BACKENDS
 from bench.training.precisions import POLICIES
 
 SCHEMA = "cnn-mnist-bench/run"
-VERSION = 3
+VERSION = 4
 STATUSES = ("completed", "diverged", "running")
+EXECUTORS = ("local", "ray")
 MAX_SEED = 2**32 - 1
 """Seeds are NumPy/TensorFlow seeds: unsigned 32-bit."""
 
@@ -199,6 +201,18 @@ class Device:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """How a study placed a run: its executor, the runs it shared the machine with, its command.
+
+    Not stored as such: the trainer copies it into the record's `Provenance`.
+    """
+
+    executor: str | None = None
+    concurrent_runs: int | None = None
+    command: str | None = None
+
+
+@dataclass(frozen=True)
 class Provenance:
     """Where a result came from."""
 
@@ -212,6 +226,12 @@ class Provenance:
     seed: int | None = None
     git_commit: str | None = None
     host: str | None = None
+    executor: str | None = field(default=None, metadata=one_of(*EXECUTORS))
+    """What ran it: `local` or `ray` (`python -m bench study`); None for a run started alone."""
+    concurrent_runs: int | None = field(default=None, metadata=bounds(0))
+    """The most other runs that trained on the same machine while this one did (0: it had the
+    machine to itself); None where nothing kept count. Timings of a run that shared its machine
+    are not gated and make no speed baseline."""
 
 
 @dataclass(frozen=True)
@@ -282,6 +302,11 @@ class RunRecord:
         return self.status == "completed"
 
     @property
+    def shared_machine(self) -> bool:
+        """Whether other runs trained on the same machine at the same time (timings unfit)."""
+        return bool(self.provenance.concurrent_runs)
+
+    @property
     def label(self) -> str:
         """A short name for messages: architecture, budget and seed."""
         return f"{self.arch.id} {self.config.budget.name} seed={self.config.seed}"
@@ -310,7 +335,12 @@ def _migrate_v2(document: dict[str, Any]) -> dict[str, Any]:
     return dict(document, version=3)
 
 
-MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2}
+def _migrate_v3(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 -> 4: the executor and machine sharing are new (not counted before: None)."""
+    return dict(document, version=4)
+
+
+MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3}
 """Version -> a function that lifts a document of that version by one."""
 REGENERATE = "train the run again to write a current record (python -m bench run ... --force)."
 

@@ -13,6 +13,7 @@ left and ends with the same history as an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -37,6 +38,7 @@ from bench.storage.records import (
     Epoch,
     Evaluation,
     Final,
+    Placement,
     RunRecord,
     Weights,
 )
@@ -185,6 +187,7 @@ class Trainer:
             the folder's result until the new run finishes.
         eval_every: also evaluate on the test set every this many steps inside an epoch (off
             the training clock), so that time-to-accuracy is not rounded up to whole epochs.
+        placement: for the record's provenance, how a study ran this run (`bench.study`).
     """
 
     def __init__(
@@ -201,6 +204,7 @@ class Trainer:
         write: Writer = stderr_writer,
         resume: bool = True,
         eval_every: int | None = None,
+        placement: Placement | None = None,
     ) -> None:
         if arch_id not in REGISTRY:
             raise ValueError(f"Unknown architecture {arch_id!r}. Valid ids: {', '.join(REGISTRY)}")
@@ -209,6 +213,7 @@ class Trainer:
         self.seed, self.precision = seed, resolve(precision)
         self.learning_rate, self.callbacks = learning_rate, list(callbacks)
         self.write, self.resume = write, resume
+        self.placement = placement or Placement()
         self.folder = RunFolder(Path(out_dir)) if out_dir is not None else None
         self.replaces: RunFolder | None = None
         arrays = data if data is not None else default_data()
@@ -312,7 +317,8 @@ class Trainer:
             dropout=self.spec.dropout,
             batch_norm=self.spec.batch_norm,
         )
-        prov = provenance.collect(self.seed, self.precision, self.data_digest)
+        prov = provenance.collect(self.seed, self.precision, self.data_digest,
+                                  **dataclasses.asdict(self.placement))  # fmt: skip
         self.record = RunRecord.start(arch, self.config, prov)
 
     def _started(self) -> tuple[keras.Model, RunRecord]:
