@@ -5,7 +5,8 @@
 #   ./run.sh gate [ARGS]     the CI regression gate: pytest bench at the ci tier vs baselines
 #   ./run.sh setup           only create/refresh .venv (exactly the versions in constraints.txt)
 #   ./run.sh lock            refresh constraints.txt from the newest releases (review the diff)
-# Set CNNBENCH_BACKENDS=1 to also install the JAX and PyTorch (CPU) backends.
+# Set CNNBENCH_BACKENDS=1 to also install the JAX and PyTorch (CPU) backends, and
+# CNNBENCH_CLUSTER=1 to install Ray (the study's ray executor).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -16,16 +17,18 @@ STAMP=$VENV/.installed
 setup() {
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   local want
-  want=$(cat pyproject.toml constraints.txt; echo "backends=${CNNBENCH_BACKENDS:-0}")
+  want=$(cat pyproject.toml constraints.txt
+         echo "backends=${CNNBENCH_BACKENDS:-0} cluster=${CNNBENCH_CLUSTER:-0}")
+  local extras=dev
+  if [ "${CNNBENCH_CLUSTER:-0}" = 1 ]; then extras="$extras,cluster"; fi
   if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then return; fi
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
   if [ "${CNNBENCH_BACKENDS:-0}" = 1 ]; then
     # The CPU build; a bare "torch" would pull a multi-GB CUDA build.
     "$VENV/bin/python" -m pip install --quiet -c constraints.txt "torch==2.13.0"
-    "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[backends,dev]"
-  else
-    "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[dev]"
+    extras="$extras,backends"
   fi
+  "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[$extras]"
   printf '%s' "$want" > "$STAMP"
 }
 
@@ -36,7 +39,7 @@ lock() {
   "$PY" -m venv "$tmp/venv"
   "$tmp/venv/bin/python" -m pip install --quiet --upgrade pip
   "$tmp/venv/bin/python" -m pip install --quiet "torch==2.13.0"  # the CPU build (see setup)
-  "$tmp/venv/bin/python" -m pip install --quiet -e ".[backends,dev]"
+  "$tmp/venv/bin/python" -m pip install --quiet -e ".[backends,dev,cluster]"
   {
     sed -n '1,2p' constraints.txt
     "$tmp/venv/bin/python" -m pip freeze --exclude-editable

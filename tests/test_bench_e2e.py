@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.storage import baselines
+from bench.storage import baselines, records
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 
@@ -52,17 +52,18 @@ def test_pytest_bench_builds_a_baseline_then_gates_a_planted_regression_and_an_h
     extra = json.loads((root / "p.json").read_text())["benchmarks"][0]["extra_info"]
     assert extra["plant"] == "lr0" and extra["seed"] == 2
 
-    # The honest rerun goes through the README's main job, which runs this same suite.
+    # The honest rerun goes through the README's main job (a local study, the same gate).
     honest = subprocess.run(
         [sys.executable, "-m", "bench", "main", "--budget", "smoke", "--archs", "model_1_a",
          "--seeds", "2", "--gate", "accuracy", "--baselines", str(root / "baselines"),
-         "--out", str(root / "honest"), "--", "-p", "no:cacheprovider"],
+         "--out", str(root / "honest")],
         capture_output=True, text=True, check=False, timeout=600,
     )  # fmt: skip
     assert honest.returncode == 0, honest.stdout[-3000:] + honest.stderr[-3000:]
     assert "0 regression(s) in 3 checks" in honest.stdout
     assert (root / "honest" / "report" / "report.md").is_file()
-    assert (root / "honest" / "benchmark.json").is_file()
+    record = records.load(root / "honest" / "runs" / "smoke" / "model_1_a" / "seed2" / "record.json")
+    assert (record.provenance.executor, record.provenance.concurrent_runs) == ("local", 0)
 
 
 def test_a_missing_baseline_is_one_message_with_the_command_that_makes_it(bench_dir):

@@ -193,8 +193,10 @@ def _train_task(spec: RunSpec, data: Any, ledger: Any, shipped: dict[str, bytes]
 
     from bench.study import worker
 
+    began = time.perf_counter()
     node = ray.get_runtime_context().get_node_id()
-    ray.get(ledger.begin.remote(node, spec.label))
+    # Not waited for: a task blocked in ray.get lends its CPUs to another task meanwhile.
+    ledger.begin.remote(node, spec.label)
     os.environ["KERAS_BACKEND"] = spec.backend
     with tempfile.TemporaryDirectory(prefix="cnnbench-") as scratch:
         folder = Path(scratch) / "run"
@@ -205,12 +207,13 @@ def _train_task(spec: RunSpec, data: Any, ledger: Any, shipped: dict[str, bytes]
                               placement=Placement("ray", None, spec.command))  # fmt: skip
         others = ray.get(ledger.end.remote(node, spec.label))
         model = folder / layout.MODEL_FILE
+        seconds = time.perf_counter() - began
         if layout.RECORD_FILE in shipped and not model.exists():  # kept: nothing new
-            return {"record": record.to_json(), "model": None}
+            return {"record": record.to_json(), "model": None, "seconds": seconds}
         record = dataclasses.replace(
             record, provenance=dataclasses.replace(record.provenance, concurrent_runs=others)
         )
-        return {"record": record.to_json(),
+        return {"record": record.to_json(), "seconds": seconds,
                 "model": model.read_bytes() if model.exists() else None}  # fmt: skip
 
 
@@ -261,7 +264,7 @@ class RayExecutor:
         address = self.address or os.environ.get("RAY_ADDRESS") or None
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
         if address is None:
-            options["num_cpus"] = self.local_cpus
+            options["num_cpus"] = self.local_cpus or len(os.sched_getaffinity(0))
         ray.init(address=address, **options)
         try:
             return self._run(ray, specs, results, progress, default_data())
@@ -317,6 +320,7 @@ class RayExecutor:
         try:
             returned = ray.get(ref)
             record = _write_back(folder, returned)
+            seconds = returned["seconds"]
         except Exception as error:  # a task's error or a worker that died too often
             lines = [line for line in str(error).strip().splitlines() if line.strip()]
             return Outcome(spec, "failed", None, f"{type(error).__name__}: "
