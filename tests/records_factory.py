@@ -33,6 +33,7 @@ def make_record(
     status="completed",
     target=None,
     val_accuracies=None,
+    concurrent_runs=None,
 ):
     """Return a record of `epochs` epochs: the first compiling (3 s), the rest `epoch_seconds`.
 
@@ -51,7 +52,7 @@ def make_record(
         versions=versions if versions is not None else {"keras": "3.0", "tensorflow": "2.0"},
         backend="tensorflow", device=Device("cpu", device), precision=precision,
         data_digest="0" * 64, started_at=f"2026-11-25T00:00:0{seed % 10}+00:00",
-        command="pytest bench", seed=seed, git_commit="abc",
+        command="pytest bench", seed=seed, git_commit="abc", concurrent_runs=concurrent_runs,
     )  # fmt: skip
     arch = ArchInfo(arch_id, spec.section, spec.params, spec.conv_layers, spec.dropout,
                     spec.batch_norm)  # fmt: skip

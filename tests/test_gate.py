@@ -192,8 +192,8 @@ def test_missing_baseline_says_how_to_create_one(tmp_path):
     [
         (lambda text: text[: len(text) // 2], "not a readable JSON baseline"),
         (
-            lambda text: text.replace('"version": 3', '"version": 9'),
-            "reads versions up to 3 of cnn-mnist-bench/baseline, got 9",
+            lambda text: text.replace('"version": 4', '"version": 9'),
+            "reads versions up to 4 of cnn-mnist-bench/baseline, got 9",
         ),
         (lambda text: text.replace('"mean"', '"average"'), r"archs\.model_1_a\.test_accuracy"),
         (lambda text: text.replace('"sd": 0.005', '"sd": -0.005'), r"test_accuracy\.sd"),
@@ -216,7 +216,7 @@ def test_version_1_baselines_are_migrated_on_load(tmp_path):
         entry["samples_per_second"] = entry.pop("best_samples_per_second")
     path.write_text(json.dumps(document))
     loaded = baselines.load(path)
-    assert loaded.version == 3
+    assert loaded.version == 4
     assert loaded.archs["model_1_a"].best_samples_per_second.mean == pytest.approx(4096)
 
 

@@ -188,12 +188,12 @@ def _executor(settings: Settings) -> Any:
     return executors.LocalExecutor()
 
 
-def _study(settings: Settings, plan: Any, estimate: Any = None) -> list[Any]:
+def _study(settings: Settings, plan: Any, executor: Any, estimate: Any = None) -> list[Any]:
     """Run a planned study; print its table; return its outcomes."""
     from bench.study.runner import run_study, table
 
     results = layout.Results(settings.out)
-    outcomes = run_study(plan, _executor(settings), results, estimate)
+    outcomes = run_study(plan, executor, results, estimate)
     print(table(outcomes, estimate))
     return outcomes
 
@@ -209,13 +209,14 @@ def cmd_study(args: argparse.Namespace) -> int:
     _use_backend(settings)
     plan = Plan.of(settings, settings.backend or requested(), settings.precisions,
                    _command_line())  # fmt: skip
+    executor = _executor(settings)
     results = layout.Results(settings.out)
     print(f"study: {plan.describe()}; executor {settings.executor}; results {results.root}")
     estimate = None
     if settings.executor == "local":
         estimate, found = _estimate(plan, results)
         _say_estimate(estimate, found)
-    outcomes = _study(settings, plan, estimate)
+    outcomes = _study(settings, plan, executor, estimate)
     done = [o for o in outcomes if o.record is not None]
     paths = [o.spec.folder(results) / layout.RECORD_FILE for o in done]
     if paths:
@@ -265,7 +266,7 @@ def cmd_main(args: argparse.Namespace) -> int:
               f"more)")  # fmt: skip
     print(f"main: {plan.describe()}; results {results.root}")
     _say_estimate(estimate, found)
-    outcomes = _study(settings, plan, estimate)
+    outcomes = _study(settings, plan, _executor(settings), estimate)
     gate_mode = settings.gate
     if args.gate is None and settings.budget != DEFAULT_BUDGET:
         print(f"note: baselines are stored for the {DEFAULT_BUDGET} budget; gate off for "

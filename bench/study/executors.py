@@ -130,10 +130,12 @@ class LocalExecutor:
 
 def import_ray() -> Any:
     """Return the `ray` module, or say how to install it."""
+    from bench.cli.options import OptionError
+
     try:
         import ray
     except ImportError:
-        raise ImportError(
+        raise OptionError(
             f"the ray executor needs Ray, which is not installed here; install it with "
             f"{INSTALL_RAY}"
         ) from None
@@ -156,6 +158,7 @@ class _Ledger:
         for runs in self.active.values():
             runs.pop(label, None)
         self.attempts[label] = self.attempts.get(label, 0) + 1
+        self.most[label] = 0  # a retry is judged by its own neighbours
         here = self.active.setdefault(node, {})
         here[label] = self.attempts[label]
         for other in here:

@@ -1,0 +1,214 @@
+"""The study: a grid of runs on the local executor and on a real local Ray instance.
+
+The Ray tests start Ray with this machine's CPUs and give each run all of them, so that a
+run's thread settings match the local executor's and the final metrics must be identical.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from records_factory import make_record
+
+from bench.cli.commands import main as cli_main
+from bench.gate import Gate
+from bench.storage import baselines, layout, records
+from bench.study.executors import _Ledger
+
+SMOKE_GRID = ("--budget", "smoke", "--archs", "model_1_a,model_1_b", "--seeds", "0,1")
+CPUS = str(len(os.sched_getaffinity(0)))
+
+
+def study(out, *args, timeout=900):
+    env = dict(os.environ, RAY_DEDUP_LOGS="0", TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        [sys.executable, "-m", "bench", "study", *args, "--out", str(out)],
+        capture_output=True, text=True, check=False, timeout=timeout, env=env,
+    )  # fmt: skip
+
+
+def finals(out):
+    found = {}
+    for path in layout.Results(out).record_paths():
+        record = records.load(path)
+        found[(record.arch.id, record.config.seed)] = record
+    return found
+
+
+def history(record):
+    return [(e.loss, e.accuracy, e.val_loss, e.val_accuracy) for e in record.epochs]
+
+
+# --- the grid, refused before anything starts --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--archs", "model_1_a,model_9_z"), "unknown architecture"),
+        (("--seeds", ""), "seed"),
+        (("--seeds", "1,1"), "seeds must be distinct"),
+        (("--precisions", "float32,float64"), "unknown precision"),
+    ],
+)
+def test_a_bad_grid_is_refused_before_anything_starts(tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    try:  # argparse refuses what one option's parser can see; the rest is refused after
+        status = cli_main(["study", "--budget", "smoke", *args, "--out", str(out)])
+    except SystemExit as stop:
+        status = stop.code
+    assert status == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # no run folder, no report: nothing started
+
+
+def test_the_ray_executor_without_ray_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    status = cli_main(["study", "--executor", "ray", *SMOKE_GRID, "--out", str(tmp_path / "o")])
+    assert status == 2
+    assert 'pip install -e ".[cluster]"' in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+# --- machine sharing: counted, recorded, and kept out of the speed gate ------------------
+
+
+def test_the_ledger_counts_runs_that_shared_a_node_and_forgets_a_dead_attempt():
+    ledger = _Ledger()
+    ledger.begin("n1", "a")
+    ledger.begin("n2", "b")
+    assert ledger.end("n2", "b") == 0  # alone on its node
+    ledger.begin("n1", "c")  # beside a
+    ledger.begin("n1", "d")  # beside a and c
+    assert ledger.end("n1", "c") == 2
+    ledger.begin("n2", "a")  # a's worker died; its retry runs on n2
+    assert ledger.running() == {"a": 2, "d": 1}
+    assert ledger.end("n1", "d") == 2
+    assert ledger.end("n2", "a") == 0  # the retry had n2 to itself
+    assert ledger.attempts_of("a") == 2
+
+
+def test_a_run_that_shared_its_machine_keeps_its_accuracy_checks_but_not_its_speed(tmp_path):
+    alone = [make_record(seed=s, acc=0.95 + s / 1000, efficiency=0.4) for s in range(3)]
+    baselines.regenerate(alone, tmp_path)
+    shared = make_record(seed=7, efficiency=0.01, concurrent_runs=3)  # 40x slower: shared
+    gate = Gate(tmp_path)
+    assert {c.metric for c in gate.check(shared)} == {"test_accuracy", "test_loss"}
+    assert "shared its machine with 3 other run(s)" in gate.summary()
+    slow = make_record(seed=8, efficiency=0.01, concurrent_runs=0)  # alone and slow: caught
+    assert [c.metric for c in gate.check(slow) if not c.passed] == ["efficiency"]
+
+
+def test_a_baseline_takes_timings_only_from_runs_that_had_the_machine_to_themselves(tmp_path):
+    mixed = [make_record(seed=0, efficiency=0.4, concurrent_runs=0),
+             make_record(seed=1, efficiency=0.42, concurrent_runs=0),
+             make_record(seed=2, efficiency=0.05, concurrent_runs=1)]  # fmt: skip
+    entry = baselines.aggregate(mixed).archs["model_1_a"]
+    assert entry.test_accuracy.n == 3 and entry.efficiency.n == 2
+    assert entry.efficiency.min == pytest.approx(0.4)
+
+    all_shared = [make_record(seed=s, concurrent_runs=1) for s in range(2)]
+    path, _ = baselines.regenerate(all_shared, tmp_path)
+    assert baselines.load(path).archs["model_1_a"].efficiency is None
+    gate = Gate(tmp_path)
+    assert "efficiency" not in {c.metric for c in gate.check(make_record(seed=5))}
+    assert "the baseline has no timings" in gate.summary()
+
+
+# --- real runs ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
+    done = study(out, *SMOKE_GRID)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out, done
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_the_local_executor_runs_the_grid_one_at_a_time_and_keeps_completed_runs(local_study):
+    out, done = local_study
+    runs = finals(out)
+    assert sorted(runs) == [("model_1_a", 0), ("model_1_a", 1), ("model_1_b", 0), ("model_1_b", 1)]
+    for record in runs.values():
+        assert record.completed and record.provenance.executor == "local"
+        assert record.provenance.concurrent_runs == 0
+        assert record.provenance.command.startswith("python -m bench study")
+    assert re.search(r"estimate: ~\S+ on this machine", done.stdout)
+    assert "[study] 4/4 done (0 kept), 0 running, 0 failed" in done.stdout
+    assert (out / "report" / "report.md").is_file()
+
+    again = study(out, *SMOKE_GRID)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "[study] 4/4 done (4 kept)" in again.stdout
+    assert {k: r.provenance.started_at for k, r in finals(out).items()} == {
+        k: r.provenance.started_at for k, r in runs.items()
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_a_failed_run_is_reported_with_its_error_and_the_others_complete(tmp_path):
+    out = tmp_path / "out"
+    # A record of another configuration in one run's folder: that run refuses to train.
+    blocker = make_record(arch_id="model_1_b", seed=0, budget="smoke", epochs=2,
+                          status="running")  # fmt: skip
+    records.save(blocker, layout.Results(out).run_dir("smoke", "model_1_b", 0) / "record.json")
+    done = study(out, "--budget", "smoke", "--archs", "model_1_a,model_1_b", "--seeds", "0")
+    assert done.returncode == 1
+    assert re.search(r"model_1_b +0 .* failed .*another configuration", done.stdout)
+    assert finals(out)[("model_1_a", 0)].completed
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_ray_gives_the_local_executors_metrics_for_the_same_seeds(local_study, tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "ray"
+    done = study(out, *SMOKE_GRID, "--executor", "ray", "--cpus-per-run", CPUS)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    local, remote = finals(local_study[0]), finals(out)
+    assert sorted(remote) == sorted(local)
+    for key, record in remote.items():
+        assert record.provenance.executor == "ray"
+        assert record.provenance.concurrent_runs == 0  # one run at a time: all CPUs each
+        assert record.final == local[key].final, key  # identical, not merely close
+        assert history(record) == history(local[key]), key
+        assert (out / "runs" / "smoke" / key[0] / f"seed{key[1]}" / "model.keras").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_ray_retries_a_run_whose_worker_is_killed_mid_run(local_study, tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "ray"
+    env = dict(os.environ, RAY_DEDUP_LOGS="0", TF_CPP_MIN_LOG_LEVEL="2")
+    command = [sys.executable, "-m", "bench", "study", "--executor", "ray", "--cpus-per-run",
+               CPUS, "--budget", "smoke", "--epochs", "4", "--archs", "model_1_a", "--seeds",
+               "0", "--out", str(out)]  # fmt: skip
+    killed = None
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=env) as child:  # fmt: skip
+        lines = []
+        deadline = time.monotonic() + 600
+        for line in child.stdout:
+            lines.append(line)
+            found = re.search(r"_train_task pid=(\d+)\).*epoch 1/4 loss", line)
+            if killed is None and found:  # the run has finished its first epoch: kill it
+                killed = int(found.group(1))
+                os.kill(killed, signal.SIGKILL)
+            assert time.monotonic() < deadline
+    text = "".join(lines)
+    assert killed is not None, text[-3000:]
+    assert child.returncode == 0, text[-3000:]
+    assert "completed after 2 attempts: model_1_a seed=0" in text
+    record = finals(out)[("model_1_a", 0)]
+    assert record.completed and len(record.epochs) == 4
+    json.dumps(record.to_json())  # written whole
