@@ -62,7 +62,7 @@ def test_pytest_bench_builds_a_baseline_then_gates_a_planted_regression_and_an_h
     assert honest.returncode == 0, honest.stdout[-3000:] + honest.stderr[-3000:]
     assert "0 regression(s) in 3 checks" in honest.stdout
     assert (root / "honest" / "report" / "report.md").is_file()
-    record = records.load(root / "honest" / "runs" / "smoke" / "model_1_a" / "seed2" / "record.json")
+    record = records.load(root / "honest/runs/smoke/model_1_a/seed2/record.json")
     assert (record.provenance.executor, record.provenance.concurrent_runs) == ("local", 0)
 
 
