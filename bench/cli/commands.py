@@ -158,13 +158,16 @@ def _command_line() -> str:
 def _estimate(plan: Any, results: layout.Results) -> Any:
     """Probe this machine and estimate each run (a kept run costs only its start-up)."""
     from bench.study import estimate as estimating
-    from bench.study.executors import completed_before
+    from bench.study.executors import existing
 
     backend = plan.runs[0].backend
     found = estimating.probe(backend, list(dict.fromkeys(r.arch for r in plan.runs)))
-    guess = estimating.estimate(plan.runs, found)
-    kept = {s: found.startup_seconds for s in plan.runs if completed_before(s.folder(results))}
-    return estimating.Estimate(guess.seconds | kept, guess.guessed), found
+    trained = {}
+    for spec in plan.runs:
+        record = existing(spec.folder(results))
+        if record is not None:
+            trained[spec] = record.config.budget.epochs if record.completed else len(record.epochs)
+    return estimating.estimate(plan.runs, found, trained), found
 
 
 def _say_estimate(guess: Any, found: Any, slots: int = 1) -> None:

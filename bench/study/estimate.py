@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bench.study.plan import RunSpec
@@ -93,8 +93,14 @@ class Estimate:
         return sum(self.seconds.values())
 
 
-def estimate(runs: Sequence[RunSpec], found: Probe) -> Estimate:
-    """Return the expected seconds of each run on the probed machine."""
+def estimate(
+    runs: Sequence[RunSpec], found: Probe, trained: Mapping[RunSpec, int] | None = None
+) -> Estimate:
+    """Return the expected seconds of each run on the probed machine.
+
+    `trained` gives the epochs a run's folder already holds: a resumed run costs only the
+    epochs it has left, a completed one (kept) only its start-up.
+    """
     guessed: set[str] = set()
     per_precision: dict[str, dict[str, float]] = {}
     seconds = {}
@@ -111,8 +117,12 @@ def estimate(runs: Sequence[RunSpec], found: Probe) -> Estimate:
         train_n = min(budget.train_samples or 60_000, 60_000)
         test_n = min(budget.test_samples or 10_000, 10_000)
         flops = found.flops[spec.arch]
-        train = flops["training"] * train_n * budget.epochs / peak
-        evaluate = flops["forward"] * test_n * (budget.epochs + 1) / (peak * EVAL_EFFICIENCY_FACTOR)
+        left = budget.epochs - min((trained or {}).get(spec, 0), budget.epochs)
+        if left == 0:
+            seconds[spec] = found.startup_seconds
+            continue
+        train = flops["training"] * train_n * left / peak
+        evaluate = flops["forward"] * test_n * (left + 1) / (peak * EVAL_EFFICIENCY_FACTOR)
         seconds[spec] = found.startup_seconds + COMPILE_SECONDS + train + evaluate
     return Estimate(seconds, tuple(sorted(guessed)))
 

@@ -63,11 +63,16 @@ class Progress(Protocol):
 
 def completed_before(folder: Path) -> str | None:
     """Return the start time of the folder's completed record, if it has one."""
+    record = existing(folder)
+    return record.provenance.started_at if record and record.completed else None
+
+
+def existing(folder: Path) -> RunRecord | None:
+    """Return the record a run's folder holds already (None: none, or unreadable)."""
     try:
-        record = records.load(folder / layout.RECORD_FILE)
+        return records.load(folder / layout.RECORD_FILE)
     except (RecordError, OSError):
         return None
-    return record.provenance.started_at if record.completed else None
 
 
 def _outcome(spec: RunSpec, record: RunRecord, kept_since: str | None, seconds: float,
