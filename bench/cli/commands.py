@@ -161,7 +161,8 @@ def _estimate(plan: Any, results: layout.Results) -> Any:
     from bench.study.executors import existing
 
     backend = plan.runs[0].backend
-    found = estimating.probe(backend, list(dict.fromkeys(r.arch for r in plan.runs)))
+    found = estimating.probe(backend, list(dict.fromkeys(r.arch for r in plan.runs)),
+                             list(dict.fromkeys(r.precision for r in plan.runs)))  # fmt: skip
     trained = {}
     for spec in plan.runs:
         record = existing(spec.folder(results))
@@ -170,15 +171,14 @@ def _estimate(plan: Any, results: layout.Results) -> Any:
     return estimating.estimate(plan.runs, found, trained), found
 
 
-def _say_estimate(guess: Any, found: Any, slots: int = 1) -> None:
+def _say_estimate(guess: Any, found: Any) -> None:
     from bench.study.estimate import clock
 
-    print(f"estimate: ~{clock(guess.total / slots)} on this machine (per run: "
-          f"{found.startup_seconds:.1f} s start-up; epochs from FLOPs at the stored baselines' "
-          f"efficiency of a {found.peaks['float32'] / 1e9:.0f} GFLOP/s float32, "
-          f"{found.peaks['bfloat16'] / 1e9:.0f} GFLOP/s bfloat16 matmul peak)"
-          + (f"; no stored efficiency for {', '.join(guess.guessed)}: guessed"
-             if guess.guessed else ""))  # fmt: skip
+    startup = found.startup_seconds
+    print(f"estimate: ~{clock(guess.total)} on this machine (a {found.seconds:.0f} s probe "
+          f"timed each architecture's training steps and evaluation, and {startup:.1f} s of "
+          f"start-up per run; matmul peak {found.peaks['float32'] / 1e9:.0f} GFLOP/s "
+          f"float32, {found.peaks['bfloat16'] / 1e9:.0f} bfloat16)")  # fmt: skip
 
 
 def _executor(settings: Settings) -> Any:

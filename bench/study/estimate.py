@@ -1,22 +1,20 @@
 """How long a study should take on this machine, said before it starts.
 
-A run costs its fixed start-up (a fresh process importing the backend, loading the data and
-probing the matmul peaks after training) plus its epochs: training FLOPs per sample
-(`bench.measurement.flops`) x samples x epochs, and the test-set evaluations' forward FLOPs,
-each divided by the matmul peak this machine shows times the efficiency that architecture
-reached in the stored baseline of the same precision (efficiency travels across machines far
-better than seconds do: `bench.gate`). `probe` measures the start-up, the peaks and the FLOP
-counts in one short process (`bench.study.worker.probe`), so the driver stays Keras-free.
-
-Two constants come from measurement: a typical epoch is slower than the best one the
-baselines' efficiency comes from (`TYPICAL_OVER_BEST`), and the first epoch traces and
-compiles (`COMPILE_SECONDS`); both were read off runs on this project's two machine kinds
-(README, "The study").
+One short probe (`bench.study.worker.probe`, a fresh process like a run's) measures what a
+run costs here: the fixed start-up (importing the backend, loading the data, and the matmul
+peaks probed after training), and per architecture and precision, a steady training step of
+batch 128, the first step's tracing and compilation, and an evaluation batch of 1,024. A
+run's estimate is then start-up + compilation + its steps + its evaluations. Measuring
+beats deriving the time from FLOPs and a stored efficiency: efficiency measured against the
+bfloat16 peak differs several-fold between CPUs with and without AMX, so it does not
+travel between the machine kinds this project runs on. The probe costs a few seconds per
+architecture (about 20 s for the six on a 2-core machine).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -24,68 +22,60 @@ from dataclasses import dataclass
 
 from bench.study.plan import RunSpec
 
-TYPICAL_OVER_BEST = 0.8
-"""A typical (median) epoch's speed over the fastest epoch's, on these shared machines."""
-COMPILE_SECONDS = 2.0
-"""What the first epoch's tracing and compilation add, per run."""
-EVAL_EFFICIENCY_FACTOR = 0.5
-"""Evaluation runs forward passes in batches of 1,024, at about half the training efficiency."""
-DEFAULT_EFFICIENCY = 0.3
-"""For an architecture no stored baseline covers (a guess, said as such)."""
-COMPUTE_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float32"}
+TRAIN_BATCH = 128
+EVAL_BATCH = 1024
+"""The trainer's batch sizes (`bench.training.trainer`), which the probe times."""
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one architecture costs here in one precision, in seconds."""
+
+    step: float
+    """A steady training step of batch 128."""
+    compile: float
+    """What the first step adds (tracing and compilation)."""
+    eval_batch: float
+    """An evaluation batch of 1,024."""
 
 
 @dataclass(frozen=True)
 class Probe:
-    """What one short process measured: start-up seconds, peaks, FLOPs, `auto`'s policy."""
+    """What the probe measured: start-up seconds, matmul peaks, and costs per arch."""
 
     startup_seconds: float
     peaks: dict[str, float]
-    flops: dict[str, dict[str, int]]
-    auto_precision: str
+    costs: dict[str, dict[str, Cost]]
+    """Precision as asked (`auto` too) -> architecture -> cost."""
+    seconds: float
+    """How long the probe itself took."""
 
 
-def probe(backend: str, archs: Sequence[str]) -> Probe:
-    """Measure start-up, peaks and FLOP counts in a fresh process, as a run would see them."""
+def probe(backend: str, archs: Sequence[str], precisions: Sequence[str]) -> Probe:
+    """Measure start-up, peaks and each architecture's costs in a fresh process."""
     found = subprocess.run(
-        [sys.executable, "-m", "bench.study.worker", "--probe", backend, *archs],
+        [sys.executable, "-m", "bench.study.worker", "--probe", backend, ",".join(precisions),
+         *archs],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if found.returncode != 0:
         tail = (found.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"the estimate's probe failed: {tail}")
     data = json.loads(found.stdout.strip().splitlines()[-1])
-    return Probe(data["startup_seconds"], data["peaks"], data["flops"], data["auto_precision"])
-
-
-def efficiencies(backend: str, precision: str) -> dict[str, float]:
-    """Return each architecture's mean efficiency in the stored ci baselines of `precision`."""
-    from bench.storage import baselines, layout
-
-    found: dict[str, float] = {}
-    for path in layout.baseline_files(layout.default_baselines(), "ci"):
-        try:
-            baseline = baselines.load(path)
-        except baselines.BaselineError:
-            continue
-        if (baseline.key.backend, baseline.key.precision) != (backend, precision):
-            continue
-        for arch_id, entry in baseline.archs.items():
-            if entry.efficiency is not None:
-                found.setdefault(arch_id, entry.efficiency.mean)
-    return found
+    costs = {precision: {arch: Cost(**cost) for arch, cost in by_arch.items()}
+             for precision, by_arch in data["costs"].items()}  # fmt: skip
+    return Probe(data["startup_seconds"], data["peaks"], costs, data["seconds"])
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """Seconds per run, and which architectures' efficiencies were guessed."""
+    """Expected seconds per run."""
 
     seconds: dict[RunSpec, float]
-    guessed: tuple[str, ...]
 
     def of(self, runs: Sequence[RunSpec]) -> Estimate:
         """Return the estimate of these runs only."""
-        return Estimate({r: self.seconds[r] for r in runs}, self.guessed)
+        return Estimate({r: self.seconds[r] for r in runs})
 
     @property
     def total(self) -> float:
@@ -101,30 +91,21 @@ def estimate(
     `trained` gives the epochs a run's folder already holds: a resumed run costs only the
     epochs it has left, a completed one (kept) only its start-up.
     """
-    guessed: set[str] = set()
-    per_precision: dict[str, dict[str, float]] = {}
     seconds = {}
     for spec in runs:
-        precision = found.auto_precision if spec.precision == "auto" else spec.precision
-        if precision not in per_precision:
-            per_precision[precision] = efficiencies(spec.backend, precision)
-        efficiency = per_precision[precision].get(spec.arch)
-        if efficiency is None:
-            guessed.add(spec.arch)
-            efficiency = DEFAULT_EFFICIENCY
-        peak = found.peaks[COMPUTE_DTYPE[precision]] * efficiency * TYPICAL_OVER_BEST
         budget = spec.resolved_budget()
-        train_n = min(budget.train_samples or 60_000, 60_000)
-        test_n = min(budget.test_samples or 10_000, 10_000)
-        flops = found.flops[spec.arch]
         left = budget.epochs - min((trained or {}).get(spec, 0), budget.epochs)
         if left == 0:
             seconds[spec] = found.startup_seconds
             continue
-        train = flops["training"] * train_n * left / peak
-        evaluate = flops["forward"] * test_n * (left + 1) / (peak * EVAL_EFFICIENCY_FACTOR)
-        seconds[spec] = found.startup_seconds + COMPILE_SECONDS + train + evaluate
-    return Estimate(seconds, tuple(sorted(guessed)))
+        cost = found.costs[spec.precision][spec.arch]
+        steps = math.ceil(min(budget.train_samples or 60_000, 60_000) / TRAIN_BATCH)
+        evals = math.ceil(min(budget.test_samples or 10_000, 10_000) / EVAL_BATCH)
+        if spec.eval_every:
+            evals *= 1 + (steps - 1) // spec.eval_every
+        seconds[spec] = (found.startup_seconds + cost.compile + left * steps * cost.step
+                         + (left + 1) * evals * cost.eval_batch)  # fmt: skip
+    return Estimate(seconds)
 
 
 def clock(seconds: float) -> str:

@@ -38,16 +38,46 @@ def train(
     )  # fmt: skip
 
 
-def probe(backend: str, archs: list[str]) -> dict[str, Any]:
-    """Measure, in a fresh process like a run's, its fixed start-up cost and the matmul peaks.
+def _costs(arch: str, precision: str) -> dict[str, float]:
+    """Time a steady training step, the first step's extra, and an evaluation batch."""
+    import keras
+    import numpy as np
+
+    from archs import REGISTRY
+    from bench.training.trainer import BATCH_SIZE, EVAL_BATCH_SIZE, compile_model
+
+    keras.config.set_dtype_policy(precision)
+    model = REGISTRY[arch].build()
+    compile_model(model)
+    rng = np.random.default_rng(0)
+    x = rng.random((BATCH_SIZE, 28, 28, 1), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, BATCH_SIZE)]
+    began = time.perf_counter()
+    model.train_on_batch(x, y)
+    first = time.perf_counter() - began
+    steps, began = 0, time.perf_counter()
+    while steps < 3 or (time.perf_counter() - began < 1.0 and steps < 20):
+        model.train_on_batch(x, y)
+        steps += 1
+    step = (time.perf_counter() - began) / steps
+    batch = rng.random((EVAL_BATCH_SIZE, 28, 28, 1), dtype=np.float32)
+    keras.ops.convert_to_numpy(model(batch, training=False))
+    began = time.perf_counter()
+    keras.ops.convert_to_numpy(model(batch, training=False))
+    evaluate = time.perf_counter() - began
+    return {"step": step, "compile": max(first - step, 0.0), "eval_batch": evaluate}
+
+
+def probe(backend: str, precisions: list[str], archs: list[str]) -> dict[str, Any]:
+    """Measure, in a fresh process like a run's, what runs cost on this machine.
 
     `startup_seconds` covers importing the backend, loading the data and probing the peaks
-    after the run (what every run pays besides its epochs); the peaks and FLOP counts turn
-    into seconds in `bench.study.estimate`.
+    after the run (what every run pays besides its epochs); `costs` gives, per precision
+    as asked and architecture, the seconds of a training step, of the first step's
+    compilation and of an evaluation batch (`bench.study.estimate`).
     """
     started = time.perf_counter()
     os.environ["KERAS_BACKEND"] = backend
-    from bench.measurement.flops import arch_flops
     from bench.measurement.peak import matmul_peak
     from bench.training.precisions import resolve
     from bench.training.trainer import default_data
@@ -55,14 +85,15 @@ def probe(backend: str, archs: list[str]) -> dict[str, Any]:
     default_data()
     peaks = {dtype: matmul_peak(dtype) for dtype in ("float32", "bfloat16")}
     startup = time.perf_counter() - started
-    return {"startup_seconds": startup, "peaks": peaks, "auto_precision": resolve("auto"),
-            "flops": {arch: arch_flops(arch) for arch in archs}}  # fmt: skip
+    costs = {p: {arch: _costs(arch, resolve(p)) for arch in archs} for p in precisions}
+    return {"startup_seconds": startup, "peaks": peaks, "costs": costs,
+            "seconds": time.perf_counter() - started}  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
-    """`python -m bench.study.worker SPEC_JSON FOLDER` or `--probe BACKEND`."""
+    """`python -m bench.study.worker SPEC_JSON FOLDER`, or `--probe BACKEND PRECISIONS ARCH...`."""
     if argv[:1] == ["--probe"]:
-        print(json.dumps(probe(argv[1], argv[2:])), flush=True)
+        print(json.dumps(probe(argv[1], argv[2].split(","), argv[3:])), flush=True)
         return 0
     spec = RunSpec.from_json(json.loads(argv[0]))
     os.environ["KERAS_BACKEND"] = spec.backend

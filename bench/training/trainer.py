@@ -138,7 +138,8 @@ def _reseed_dropout(model: keras.Model, seed: int, epoch: int) -> None:
             generator.state.assign(np.array([value, 0], dtype=generator.state.dtype))
 
 
-def _compile(model: keras.Model, learning_rate: float) -> None:
+def compile_model(model: keras.Model, learning_rate: float = 0.001) -> None:
+    """Compile a model with the notebook's recipe (Adam, cross-entropy, accuracy)."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss="categorical_crossentropy",
@@ -308,7 +309,7 @@ class Trainer:
                 self.replaces, self.folder = self.folder, self.folder.rerun
                 self.folder.start_afresh()
         self.model = self.spec.build()
-        _compile(self.model, self.learning_rate)
+        compile_model(self.model, self.learning_rate)
         arch = ArchInfo(
             id=self.spec.arch_id,
             section=self.spec.section,
