@@ -16,9 +16,12 @@ import pytest
 from records_factory import make_record
 
 from bench.cli.commands import main as cli_main
+from bench.cli.options import Settings
 from bench.gate import Gate
 from bench.storage import baselines, layout, records
+from bench.study import estimate
 from bench.study.executors import _Ledger
+from bench.study.plan import Plan
 
 SMOKE_GRID = ("--budget", "smoke", "--archs", "model_1_a,model_1_b", "--seeds", "0,1")
 CPUS = str(len(os.sched_getaffinity(0)))
@@ -212,3 +215,36 @@ def test_ray_retries_a_run_whose_worker_is_killed_mid_run(local_study, tmp_path)
     record = finals(out)[("model_1_a", 0)]
     assert record.completed and len(record.epochs) == 4
     json.dumps(record.to_json())  # written whole
+
+
+# --- the estimate ------------------------------------------------------------------------
+
+
+def _probe(step=0.1, compile=2.0, eval_batch=0.5, startup=5.0):
+    cost = estimate.Cost(step=step, compile=compile, eval_batch=eval_batch)
+    return estimate.Probe(startup, {"float32": 1e11, "bfloat16": 2e11},
+                          {"auto": {"model_1_a": cost, "model_2_a": cost}}, 10.0)  # fmt: skip
+
+
+def _plan(seeds=(0,), archs=("model_1_a",), budget="ci"):
+    settings = Settings.parse(lambda dest: None, seeds=list(seeds), archs=list(archs),
+                              budget=budget)  # fmt: skip
+    return Plan.of(settings, "tensorflow")
+
+
+def test_the_estimate_counts_steps_and_evaluations_and_only_what_a_run_has_left():
+    (spec,) = _plan().runs  # ci: 3 epochs of 32 steps, 2 evaluation batches per evaluation
+    full = estimate.estimate([spec], _probe()).seconds[spec]
+    assert full == pytest.approx(5.0 + 2.0 + 3 * 32 * 0.1 + 4 * 2 * 0.5)
+    resumed = estimate.estimate([spec], _probe(), {spec: 2}).seconds[spec]
+    assert resumed == pytest.approx(5.0 + 2.0 + 1 * 32 * 0.1 + 2 * 2 * 0.5)
+    kept = estimate.estimate([spec], _probe(), {spec: 3}).seconds[spec]
+    assert kept == pytest.approx(5.0)
+
+
+def test_the_main_job_takes_the_seeds_its_estimate_fits_in_its_minutes():
+    plan = _plan(seeds=(0, 1, 2, 3, 4), archs=("model_1_a", "model_2_a"))
+    guess = estimate.estimate(plan.runs, _probe())  # 2 x 24.6 s per seed
+    assert estimate.seeds_that_fit(guess, (0, 1, 2, 3, 4), 100) == (0, 1)
+    assert estimate.seeds_that_fit(guess, (0, 1, 2, 3, 4), 10) == (0,)  # always one
+    assert estimate.seeds_that_fit(guess, (0, 1, 2, 3, 4), 1e6) == (0, 1, 2, 3, 4)

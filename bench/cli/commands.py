@@ -244,6 +244,7 @@ def cmd_main(args: argparse.Namespace) -> int:
 
     from bench.gate import Gate
     from bench.report import document as report
+    from bench.study.estimate import seeds_that_fit
     from bench.study.plan import Plan
     from bench.training.backends import requested
     from bench.training.budgets import DEFAULT_BUDGET
@@ -256,16 +257,12 @@ def cmd_main(args: argparse.Namespace) -> int:
     plan = Plan.of(grid, settings.backend or requested(), command=_command_line())
     estimate, found = _estimate(plan, results)
     if not chosen:
-        per_seed = [sum(estimate.seconds[r] for r in plan.runs if r.seed == seed)
-                    for seed in MAIN_SEEDS]  # fmt: skip
-        count = 1
-        while count < len(MAIN_SEEDS) and sum(per_seed[: count + 1]) <= settings.minutes * 60:
-            count += 1
-        settings = dataclasses.replace(settings, seeds=MAIN_SEEDS[:count])
-        plan = plan.with_seeds(settings.seeds)
+        seeds = seeds_that_fit(estimate, MAIN_SEEDS, settings.minutes * 60)
+        settings = dataclasses.replace(settings, seeds=seeds)
+        plan = plan.with_seeds(seeds)
         estimate = estimate.of(plan.runs)
-        print(f"main: {count} seed(s), as many of {len(MAIN_SEEDS)} as the estimate fits in "
-              f"{settings.minutes:g} minutes on this machine (--seeds or --minutes for "
+        print(f"main: {len(seeds)} seed(s), as many of {len(MAIN_SEEDS)} as the estimate fits "
+              f"in {settings.minutes:g} minutes on this machine (--seeds or --minutes for "
               f"more)")  # fmt: skip
     print(f"main: {plan.describe()}; results {results.root}")
     _say_estimate(estimate, found)

@@ -108,6 +108,17 @@ def estimate(
     return Estimate(seconds)
 
 
+def seeds_that_fit(guess: Estimate, seeds: Sequence[int], seconds: float) -> tuple[int, ...]:
+    """Return the longest prefix of `seeds` (at least one) whose runs fit in `seconds`."""
+    chosen, spent = [seeds[0]], sum(t for r, t in guess.seconds.items() if r.seed == seeds[0])
+    for seed in seeds[1:]:
+        spent += sum(t for r, t in guess.seconds.items() if r.seed == seed)
+        if spent > seconds:
+            break
+        chosen.append(seed)
+    return tuple(chosen)
+
+
 def clock(seconds: float) -> str:
     """Return seconds as 1h02m, 12m30s or 45s."""
     seconds = max(0, round(seconds))
