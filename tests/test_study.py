@@ -19,6 +19,7 @@ from bench.cli.commands import main as cli_main
 from bench.cli.options import Settings
 from bench.gate import Gate
 from bench.storage import baselines, layout, records
+from bench.storage.records import Device
 from bench.study import estimate
 from bench.study.executors import _Ledger
 from bench.study.plan import Plan
@@ -223,7 +224,8 @@ def test_ray_retries_a_run_whose_worker_is_killed_mid_run(local_study, tmp_path)
 def _probe(step=0.1, compile=2.0, eval_batch=0.5, startup=5.0):
     cost = estimate.Cost(step=step, compile=compile, eval_batch=eval_batch)
     return estimate.Probe(startup, {"float32": 1e11, "bfloat16": 2e11},
-                          {"auto": {"model_1_a": cost, "model_2_a": cost}}, 10.0)  # fmt: skip
+                          {"auto": {"model_1_a": cost, "model_2_a": cost}}, 10.0,
+                          {"auto": "float32"}, Device("cpu", "test cpu"), {})  # fmt: skip
 
 
 def _plan(seeds=(0,), archs=("model_1_a",), budget="ci"):
@@ -248,3 +250,17 @@ def test_the_main_job_takes_the_seeds_its_estimate_fits_in_its_minutes():
     assert estimate.seeds_that_fit(guess, (0, 1, 2, 3, 4), 100) == (0, 1)
     assert estimate.seeds_that_fit(guess, (0, 1, 2, 3, 4), 10) == (0,)  # always one
     assert estimate.seeds_that_fit(guess, (0, 1, 2, 3, 4), 1e6) == (0, 1, 2, 3, 4)
+
+
+@pytest.mark.real_data
+def test_the_main_job_without_a_baseline_fails_before_training(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "main", "--budget", "smoke", "--archs", "model_1_a",
+         "--seeds", "0", "--gate", "accuracy", "--baselines", str(tmp_path / "none"),
+         "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "No baseline for budget=smoke" in done.stderr
+    assert "python -m bench study --budget smoke --archs model_1_a --seeds 0,1,2,3,4" in done.stderr
+    assert not (tmp_path / "out" / "runs").exists()

@@ -234,6 +234,17 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0 if all(o.status in ("completed", "kept") for o in outcomes) else 1
 
 
+def _baseline_command(settings: Settings) -> str:
+    """Return the study that makes the baseline this main job needs, with its options."""
+    from bench.training.backends import requested
+
+    backend = settings.backend or requested()
+    return (f"python -m bench study --budget {settings.budget} --archs "
+            f"{','.join(settings.archs)} --seeds 0,1,2,3,4 --backend {backend} --precision "
+            f"{settings.precision} --baseline"
+            + (f" --baselines {settings.baselines}" if settings.baselines else ""))  # fmt: skip
+
+
 def cmd_main(args: argparse.Namespace) -> int:
     """Run the main job: a local study of all six, sized to --minutes; the gate; the report.
 
@@ -244,6 +255,7 @@ def cmd_main(args: argparse.Namespace) -> int:
 
     from bench.gate import Gate
     from bench.report import document as report
+    from bench.storage.baselines import Key, device_class
     from bench.study.estimate import seeds_that_fit
     from bench.study.plan import Plan
     from bench.training.backends import requested
@@ -264,22 +276,27 @@ def cmd_main(args: argparse.Namespace) -> int:
         print(f"main: {len(seeds)} seed(s), as many of {len(MAIN_SEEDS)} as the estimate fits "
               f"in {settings.minutes:g} minutes on this machine (--seeds or --minutes for "
               f"more)")  # fmt: skip
-    print(f"main: {plan.describe()}; results {results.root}")
-    _say_estimate(estimate, found)
-    outcomes = _study(settings, plan, _executor(settings), estimate)
     gate_mode = settings.gate
     if args.gate is None and settings.budget != DEFAULT_BUDGET:
         print(f"note: baselines are stored for the {DEFAULT_BUDGET} budget; gate off for "
               f"{settings.budget} (pass --gate all to gate against your own)")  # fmt: skip
         gate_mode = "off"
-    gate = Gate(settings.baselines or layout.default_baselines(), gate_mode)
+    gate = Gate(settings.baselines or layout.default_baselines(), gate_mode,
+                regen_hint=_baseline_command(settings))  # fmt: skip
+    if gate_mode != "off":  # a missing baseline fails now, not after the study
+        key = Key(plan.budget.name, plan.runs[0].backend, device_class(found.device),
+                  found.precisions[settings.precision])  # fmt: skip
+        gate.require(key, found.versions)
+    print(f"main: {plan.describe()}; results {results.root}")
+    _say_estimate(estimate, found)
+    outcomes = _study(settings, plan, _executor(settings), estimate)
+    paths = [o.spec.folder(results) / layout.RECORD_FILE for o in outcomes if o.record]
+    written = report.write_report(paths, results.report_dir) if paths else None
     for outcome in outcomes:
         if outcome.record is not None and outcome.record.completed:
             gate.check(outcome.record)
     if gate_mode != "off":
         print(gate.summary())
-    paths = [o.spec.folder(results) / layout.RECORD_FILE for o in outcomes if o.record]
-    written = report.write_report(paths, results.report_dir) if paths else None
     print(f"records: {results.runs}; report: {written}")
     failed = gate.failed or any(o.status not in ("completed", "kept") for o in outcomes)
     return 1 if failed else 0

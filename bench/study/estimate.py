@@ -20,6 +20,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from bench.storage.records import Device
 from bench.study.plan import RunSpec
 
 TRAIN_BATCH = 128
@@ -49,6 +50,11 @@ class Probe:
     """Precision as asked (`auto` too) -> architecture -> cost."""
     seconds: float
     """How long the probe itself took."""
+    precisions: dict[str, str]
+    """Each precision asked for, resolved as a run here would (`auto` -> a policy)."""
+    device: Device
+    versions: dict[str, str]
+    """What a run here would record: its device and library versions (for the gate)."""
 
 
 def probe(backend: str, archs: Sequence[str], precisions: Sequence[str]) -> Probe:
@@ -64,7 +70,8 @@ def probe(backend: str, archs: Sequence[str], precisions: Sequence[str]) -> Prob
     data = json.loads(found.stdout.strip().splitlines()[-1])
     costs = {precision: {arch: Cost(**cost) for arch, cost in by_arch.items()}
              for precision, by_arch in data["costs"].items()}  # fmt: skip
-    return Probe(data["startup_seconds"], data["peaks"], costs, data["seconds"])
+    return Probe(data["startup_seconds"], data["peaks"], costs, data["seconds"],
+                 data["precisions"], Device(**data["device"]), data["versions"])  # fmt: skip
 
 
 @dataclass(frozen=True)

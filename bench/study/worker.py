@@ -78,6 +78,9 @@ def probe(backend: str, precisions: list[str], archs: list[str]) -> dict[str, An
     """
     started = time.perf_counter()
     os.environ["KERAS_BACKEND"] = backend
+    import dataclasses
+
+    from bench.measurement import provenance
     from bench.measurement.peak import matmul_peak
     from bench.training.precisions import resolve
     from bench.training.trainer import default_data
@@ -87,7 +90,10 @@ def probe(backend: str, precisions: list[str], archs: list[str]) -> dict[str, An
     startup = time.perf_counter() - started
     costs = {p: {arch: _costs(arch, resolve(p)) for arch in archs} for p in precisions}
     return {"startup_seconds": startup, "peaks": peaks, "costs": costs,
-            "seconds": time.perf_counter() - started}  # fmt: skip
+            "seconds": time.perf_counter() - started,
+            "precisions": {p: resolve(p) for p in precisions},
+            "device": dataclasses.asdict(provenance.device()),
+            "versions": provenance.library_versions()}  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
