@@ -25,7 +25,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -148,37 +150,47 @@ def import_ray() -> Any:
 
 
 class _Ledger:
-    """Counts the runs each node trains at once (a Ray actor; see `RayExecutor`).
+    """Which runs trained on the same node at the same time (a Ray actor; see `RayExecutor`).
 
-    A run that begins again (a retry after its worker died) replaces its earlier attempt,
-    so a dead attempt does not count as a neighbour for ever.
+    Each attempt of a run is a span on one node, from `begin` to `end`, kept alive by a
+    heartbeat (`seen`, every HEARTBEAT_SECONDS); an attempt whose worker died ends at its
+    last heartbeat, so it counts as a neighbour only of runs that overlapped it. Times are
+    this actor's own clock, one clock for every node.
     """
 
     def __init__(self) -> None:
-        self.active: dict[str, dict[str, int]] = {}  # node -> run label -> attempt
-        self.most: dict[str, int] = {}
+        self.spans: dict[str, list[Any]] = {}  # token -> [label, node, start, last, ended]
         self.attempts: dict[str, int] = {}
+        self.clock = time.time
 
-    def begin(self, node: str, label: str) -> int:
-        for runs in self.active.values():
-            runs.pop(label, None)
+    def begin(self, token: str, label: str, node: str) -> None:
+        now = self.clock()
+        self.spans[token] = [label, node, now, now, False]
         self.attempts[label] = self.attempts.get(label, 0) + 1
-        self.most[label] = 0  # a retry is judged by its own neighbours
-        here = self.active.setdefault(node, {})
-        here[label] = self.attempts[label]
-        for other in here:
-            self.most[other] = max(self.most.get(other, 0), len(here) - 1)
-        return self.attempts[label]
 
-    def end(self, node: str, label: str) -> int:
-        self.active.get(node, {}).pop(label, None)
-        return self.most.pop(label, 0)
+    def seen(self, token: str) -> None:
+        if token in self.spans and not self.spans[token][4]:
+            self.spans[token][3] = self.clock()
+
+    def end(self, token: str) -> int:
+        """End an attempt; return how many other runs shared its node while it ran."""
+        span = self.spans[token]
+        label, node, start = span[:3]
+        span[3], span[4] = self.clock(), True
+        return len({other for other, n, s, last, _ in self.spans.values()
+                    if other != label and n == node and s < span[3] and last > start})  # fmt: skip
 
     def running(self) -> dict[str, int]:
-        return {label: n for runs in self.active.values() for label, n in runs.items()}
+        """Return the runs alive now (a heartbeat within 3 beats), with their attempt count."""
+        now = self.clock()
+        return {label: self.attempts[label] for label, _, _, last, ended in self.spans.values()
+                if not ended and now - last < 3 * HEARTBEAT_SECONDS}  # fmt: skip
 
     def attempts_of(self, label: str) -> int:
         return self.attempts.get(label, 1)
+
+
+HEARTBEAT_SECONDS = 2.0
 
 
 def _resumable(folder: Path) -> dict[str, bytes]:
@@ -202,9 +214,16 @@ def _train_task(spec: RunSpec, data: Any, ledger: Any, shipped: dict[str, bytes]
     from bench.study import worker
 
     began = time.perf_counter()
-    node = ray.get_runtime_context().get_node_id()
+    token = uuid.uuid4().hex
     # Not waited for: a task blocked in ray.get lends its CPUs to another task meanwhile.
-    ledger.begin.remote(node, spec.label)
+    ledger.begin.remote(token, spec.label, ray.get_runtime_context().get_node_id())
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            ledger.seen.remote(token)
+
+    threading.Thread(target=beat, daemon=True).start()
     os.environ["KERAS_BACKEND"] = spec.backend
     with tempfile.TemporaryDirectory(prefix="cnnbench-") as scratch:
         folder = Path(scratch) / "run"
@@ -213,7 +232,8 @@ def _train_task(spec: RunSpec, data: Any, ledger: Any, shipped: dict[str, bytes]
             (folder / name).write_bytes(blob)
         record = worker.train(spec, folder, data=data,
                               placement=Placement("ray", None, spec.command))  # fmt: skip
-        others = ray.get(ledger.end.remote(node, spec.label))
+        stop.set()
+        others = ray.get(ledger.end.remote(token))
         model = folder / layout.MODEL_FILE
         seconds = time.perf_counter() - began
         if layout.RECORD_FILE in shipped and not model.exists():  # kept: nothing new
