@@ -1,4 +1,9 @@
-"""The baselines shipped in baselines/measured: valid, filed under their own key, 5+ seeds."""
+"""The baselines shipped in baselines/measured: valid, filed under their own key, enough seeds.
+
+The ci baselines (the gate's) cover the notebook's six over 5+ seeds each; a baseline of
+another budget holds what its study completed (the full budget's: three architectures, as
+many seeds as finished), never fewer than a band needs.
+"""
 
 import pytest
 
@@ -18,8 +23,11 @@ def test_there_are_stored_baselines_for_both_precisions():
 def test_stored_baseline_is_valid_and_filed_under_its_key(path):
     baseline = baselines.load(path)
     assert baseline.key.path(ROOT) == path
-    assert set(NOTEBOOK_IDS) <= set(baseline.archs)
+    gate = baseline.key.budget == "ci"
+    if gate:
+        assert set(NOTEBOOK_IDS) <= set(baseline.archs)
     for arch_id, entry in baseline.archs.items():
-        assert entry.test_accuracy.n >= 5 and len(entry.seeds) == entry.test_accuracy.n, arch_id
+        assert entry.test_accuracy.n >= (5 if gate else baselines.MIN_SEEDS), arch_id
+        assert len(entry.seeds) == entry.test_accuracy.n, arch_id
         assert entry.provenance.commands, arch_id
     assert baseline.provenance.versions["keras"]
