@@ -19,7 +19,7 @@ from bench.cli.options import Settings
 from bench.gate import Gate
 from bench.storage import baselines, layout, records
 from bench.storage.records import Device
-from bench.study import estimate
+from bench.study import estimate, executors
 from bench.study.executors import _Ledger
 from bench.study.plan import Plan
 
@@ -260,3 +260,19 @@ def test_the_main_job_without_a_baseline_fails_before_training(tmp_path):
     assert "No baseline for budget=smoke" in done.stderr
     assert "python -m bench study --budget smoke --archs model_1_a --seeds 0,1,2,3,4" in done.stderr
     assert not (tmp_path / "out" / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "echoed"),
+    [
+        ("I0000 00:00:1796131530.119305    8183 port.cc:153] oneDNN custom operations", False),
+        ("E0000 00:00:1796131532.767311    8183 cuda_platform.cc:52] failed call to cuInit", False),
+        ("WARNING: All log messages before absl::InitializeLog() is called are written", False),
+        ("[model_1_a full seed=0] epoch 1/15 loss 0.2080 acc 0.9398", True),
+        ("error: ValueError: the budget asks for 100000 samples", True),
+        ("F0000 00:00:1.2 1 a.cc:1] Check failed", True),  # fatal: always shown
+        ("Traceback (most recent call last):", True),
+    ],
+)
+def test_the_local_executor_hides_only_the_backends_start_up_chatter(line, echoed):
+    assert (not executors.BACKEND_CHATTER.match(line)) == echoed

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,12 @@ from bench.storage.records import Placement, RecordError, RunRecord
 from bench.study.plan import RunSpec
 
 EXECUTORS = records.EXECUTORS
+BACKEND_CHATTER = re.compile(
+    r"(?:[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "
+    r"|WARNING: All log messages before absl::InitializeLog)"
+)
+"""TensorFlow's C++ start-up log lines (info, warning, error; never fatal), which it prints
+before TF_CPP_MIN_LOG_LEVEL takes effect: kept for a failed run's error, not echoed."""
 INSTALL_RAY = 'pip install -e ".[cluster]"  (or: pip install "ray>=2.9")'
 
 
@@ -116,7 +123,8 @@ class LocalExecutor:
             assert child.stderr is not None
             for line in child.stderr:
                 tail.append(line.rstrip())
-                print(line, end="", file=sys.stderr, flush=True)
+                if not BACKEND_CHATTER.match(line):
+                    print(line, end="", file=sys.stderr, flush=True)
                 progress.tick()
         seconds = time.perf_counter() - began
         try:
