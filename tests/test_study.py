@@ -276,3 +276,31 @@ def test_the_main_job_without_a_baseline_fails_before_training(tmp_path):
 )
 def test_the_local_executor_hides_only_the_backends_start_up_chatter(line, echoed):
     assert (not executors.BACKEND_CHATTER.match(line)) == echoed
+
+
+# --- what travels to and from a Ray worker -----------------------------------------------
+
+
+def test_a_worker_is_shipped_what_it_needs_to_keep_or_resume_a_run(tmp_path):
+    assert executors._resumable(tmp_path / "empty") == {}
+    running = make_record(status="running", epochs=2)
+    records.save(running, tmp_path / "r" / "record.json")
+    (tmp_path / "r" / "checkpoint-epoch2.keras").write_bytes(b"model after 2 epochs")
+    (tmp_path / "r" / "checkpoint-epoch1.keras").write_bytes(b"stale")
+    assert executors._resumable(tmp_path / "r") == {
+        "record.json": (tmp_path / "r" / "record.json").read_bytes(),
+        "checkpoint-epoch2.keras": b"model after 2 epochs",
+    }
+    records.save(make_record(), tmp_path / "c" / "record.json")  # completed: the record only
+    assert list(executors._resumable(tmp_path / "c")) == ["record.json"]
+
+
+def test_the_driver_writes_a_returned_run_whole_and_drops_its_stale_checkpoints(tmp_path):
+    folder = tmp_path / "runs" / "ci" / "model_1_a" / "seed0"
+    folder.mkdir(parents=True)
+    (folder / "checkpoint-epoch2.keras").write_bytes(b"stale")
+    done = make_record(concurrent_runs=1)
+    record = executors._write_back(folder, {"record": done.to_json(), "model": b"trained"})
+    assert record == done == records.load(folder / "record.json")
+    assert (folder / "model.keras").read_bytes() == b"trained"
+    assert sorted(p.name for p in folder.iterdir()) == ["model.keras", "record.json"]
