@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: each command sets up .venv itself, then runs.
 #   ./run.sh test            pytest tests (unit, property and loader tests)
-#   ./run.sh main [ARGS]     benchmark all six under the default budget, gate, write the report
+#   ./run.sh main [ARGS]     a local study of all six (ci budget, ~15 min here), gate, report
 #   ./run.sh gate [ARGS]     the CI regression gate: pytest bench at the ci tier vs baselines
 #   ./run.sh setup           only create/refresh .venv (exactly the versions in constraints.txt)
 #   ./run.sh lock            refresh constraints.txt from the newest releases (review the diff)
