@@ -59,6 +59,8 @@ def history(record):
         (("--seeds", ""), "seed"),
         (("--seeds", "1,1"), "seeds must be distinct"),
         (("--precisions", "float32,float64"), "unknown precision"),
+        (("--retries", "-1"), "expected an integer >= 0"),
+        (("--executor", "ray", "--gpus-per-run", "-1"), "expected an integer >= 0"),
     ],
 )
 def test_a_bad_grid_is_refused_before_anything_starts(tmp_path, capsys, args, message):
@@ -70,6 +72,13 @@ def test_a_bad_grid_is_refused_before_anything_starts(tmp_path, capsys, args, me
     assert status == 2
     assert message in capsys.readouterr().err
     assert not out.exists()  # no run folder, no report: nothing started
+
+
+def test_an_unwritable_results_folder_fails_before_any_run(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    status = cli_main(["study", *SMOKE_GRID, "--out", str(tmp_path / "file" / "out")])
+    assert status == 2
+    assert "error:" in capsys.readouterr().err
 
 
 def test_the_ray_executor_without_ray_says_how_to_install_it(tmp_path, capsys, monkeypatch):

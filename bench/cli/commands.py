@@ -214,6 +214,7 @@ def cmd_study(args: argparse.Namespace) -> int:
                    _command_line())  # fmt: skip
     executor = _executor(settings)
     results = layout.Results(settings.out)
+    results.runs.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now
     print(f"study: {plan.describe()}; executor {settings.executor}; results {results.root}")
     estimate = None
     if settings.executor == "local":
@@ -287,6 +288,7 @@ def cmd_main(args: argparse.Namespace) -> int:
         key = Key(plan.budget.name, plan.runs[0].backend, device_class(found.device),
                   found.precisions[settings.precision])  # fmt: skip
         gate.require(key, found.versions)
+    results.runs.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now
     print(f"main: {plan.describe()}; results {results.root}")
     _say_estimate(estimate, found)
     outcomes = _study(settings, plan, _executor(settings), estimate)

@@ -91,6 +91,17 @@ def minutes(text: str) -> float:
     return value
 
 
+def non_negative(text: str) -> int:
+    """Parse an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def positive(text: str) -> int:
     """Parse a positive integer."""
     try:
@@ -168,9 +179,9 @@ OPTIONS: dict[str, Option] = {
         Option("cpus-per-run", "CPUs each Ray run asks for, also its thread limit (default 1)",
                1, type=positive),
         Option("gpus-per-run", "GPUs each Ray run asks for (default: 1 where the cluster has "
-               "GPUs, else 0)", type=int),
+               "GPUs, else 0)", type=non_negative),
         Option("retries", "how often Ray retries a run whose worker died (default 3)", 3,
-               type=int),
+               type=non_negative),
         Option("baseline", "also write the study's completed runs as their measured baseline",
                flag=True),
         Option("minutes", "the main job picks as many seeds (of 0-4) as its estimate fits in "
