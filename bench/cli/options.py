@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.storage.layout import DEFAULT_RESULTS
-from bench.storage.records import MAX_SEED
+from bench.storage.records import EXECUTORS, MAX_SEED
 from bench.training.backends import BACKENDS
 from bench.training.budgets import BUDGETS, DEFAULT_BUDGET
 from bench.training.precisions import DEFAULT_PRECISION, PRECISIONS
 
 PLANTS = ("none", "lr0", "shuffled-labels", "slow-step")
-EXECUTORS = ("local", "ray")
 GATE_MODES = ("all", "accuracy", "off")
 PYTEST_PREFIX = "cnnbench-"
 
@@ -91,26 +90,24 @@ def minutes(text: str) -> float:
     return value
 
 
-def non_negative(text: str) -> int:
-    """Parse an integer >= 0."""
+def _integer(text: str, low: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
     return value
+
+
+def non_negative(text: str) -> int:
+    """Parse an integer >= 0."""
+    return _integer(text, 0, "an integer >= 0")
 
 
 def positive(text: str) -> int:
     """Parse a positive integer."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+    return _integer(text, 1, "a positive integer")
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,6 @@ from bench.storage.atomic import write_bytes
 from bench.storage.records import Placement, RecordError, RunRecord
 from bench.study.plan import RunSpec
 
-EXECUTORS = records.EXECUTORS
 BACKEND_CHATTER = re.compile(
     r"(?:[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "
     r"|WARNING: All log messages before absl::InitializeLog)"
