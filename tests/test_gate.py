@@ -294,7 +294,7 @@ def test_planted_regressions_fail_the_gate(real_gate, plant, metric):
     if plant == "slow-step":
         # 3x slower (the plant's default): far below the band's 0.75 x the slowest seed, even
         # when other jobs make this machine's timings noisy.
-        options["callbacks"] = [plants.SlowStep(factor=2.0)]
+        options["callbacks"] = [plants.slow_step(2.0)]
     gate = Gate(real_gate)
     gate.check(train_run("model_1_a", TINY, 7, write=quiet, **options))
     messages = [c.message() for c in gate.failed]

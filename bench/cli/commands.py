@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--accuracy-only", action="store_const", const="accuracy", dest="gate",
         help="same as --gate accuracy",
     )  # fmt: skip
+    compare = commands.add_parser(
+        "compare", help="base against head on this machine: paired, interleaved step times"
+    )
+    add_options(compare.add_argument, (*TRAINING, "out", "baselines", "plant", "base", "head",
+                                       "base-python", "threshold", "block"))  # fmt: skip
     peers = commands.add_parser("peers", help="the harness against other ways to train, one run")
     add_options(peers.add_argument, ("archs", "out"))
     peers.add_argument("--samples", type=positive, default=4096, help="training images")
@@ -340,6 +345,17 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return 1 if gate.failed else 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare a base with the head, interleaved on this machine; 1 on a slowdown."""
+    from bench.compare.session import compare
+
+    settings = _settings(args)
+    comparison = compare(settings)
+    print(comparison.summary())
+    print(f"JSON: {layout.Results(settings.out).comparison_json}")
+    return comparison.exit_code
+
+
 def cmd_peers(args: argparse.Namespace) -> int:
     """Run the peer benchmark."""
     from bench.cli import peers
@@ -415,6 +431,7 @@ COMMANDS = {
     "main": cmd_main,
     "baseline": cmd_baseline,
     "gate": cmd_gate,
+    "compare": cmd_compare,
     "peers": cmd_peers,
     "report": cmd_report,
     "history": cmd_history,
@@ -424,12 +441,13 @@ COMMANDS = {
 
 def expected_errors() -> tuple[type[BaseException], ...]:
     """Return the errors that are the user's to fix: one sentence each, no traceback."""
+    from bench.compare.sides import CompareError
     from bench.data import DataIntegrityError, MnistUnavailableError
     from bench.storage.baselines import BaselineError
     from bench.storage.records import RecordError
 
     return (OptionError, RecordError, BaselineError, MnistUnavailableError,
-            DataIntegrityError, ValueError, OSError)  # fmt: skip
+            DataIntegrityError, CompareError, ValueError, OSError)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

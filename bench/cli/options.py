@@ -21,7 +21,6 @@ from bench.training.backends import BACKENDS
 from bench.training.budgets import BUDGETS, DEFAULT_BUDGET
 from bench.training.precisions import DEFAULT_PRECISION, PRECISIONS
 
-PLANTS = ("none", "lr0", "shuffled-labels", "slow-step")
 GATE_MODES = ("all", "accuracy", "off")
 PYTEST_PREFIX = "cnnbench-"
 
@@ -77,6 +76,31 @@ def precisions(text: str) -> list[str]:
             f"unknown precision(s) {bad or [text]}; valid: {','.join(PRECISIONS)}"
         )
     return values
+
+
+def plant(text: str) -> str:
+    """Parse a plant's name (`bench.training.plants`)."""
+    from bench.training.plants import check
+
+    try:
+        return check(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def fraction(text: str) -> float:
+    """Parse a fraction in (0, 1), also written as a percentage: 0.1 or 10%."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a fraction like 0.1 or 10%, got {text!r}"
+        ) from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a fraction in (0, 1) like 0.1 or 10%, got {text!r}"
+        )
+    return value
 
 
 def minutes(text: str) -> float:
@@ -164,8 +188,9 @@ OPTIONS: dict[str, Option] = {
         Option("regen", "write this session's results as the baseline (2+ seeds)", flag=True),
         Option("allow-fewer-seeds", "let a regenerated baseline replace entries measured "
                "over more seeds", flag=True),
-        Option("plant", "plant a regression to prove the gate fails on it", "none",
-               choices=PLANTS),
+        Option("plant", "plant a regression to prove the gate fails on it: none, lr0, "
+               "shuffled-labels, slow-step (3x slower), slow-step:F (steps slower by the "
+               "fraction F); `compare` plants it in the head", "none", type=plant),
         Option("precisions", "a study's precisions, comma-separated (default: --precision)",
                type=precisions, listed=True),
         Option("executor", "where a study's runs train: local (one at a time, each in its own "
@@ -183,6 +208,16 @@ OPTIONS: dict[str, Option] = {
                flag=True),
         Option("minutes", "the main job picks as many seeds (of 0-4) as its estimate fits in "
                "this many minutes, when --seeds is not given (default 15)", 15.0, type=minutes),
+        Option("base", "compare: the base, a git ref of this repository (a branch, tag or "
+               "commit, e.g. HEAD~1), checked out in a temporary worktree"),
+        Option("head", "compare: the head, a git ref (default: this working tree)"),
+        Option("base-python", "compare: the base's Python interpreter, another environment "
+               "(a library upgrade); with no --base, both sides run this working tree"),
+        Option("threshold", "compare: the slowdown of a training step the comparison must "
+               "catch (default 10%%): fails when the 95%% interval lies above half of it",
+               0.10, type=fraction),
+        Option("block", "compare: steps each side trains before the other takes its turn "
+               "(default 4)", 4, type=positive),
     )
 }  # fmt: skip
 
@@ -245,6 +280,11 @@ class Settings:
     retries: int
     baseline: bool
     minutes: float
+    base: str | None
+    head: str | None
+    base_python: str | None
+    threshold: float
+    block: int
 
     @classmethod
     def parse(cls, value: Callable[[str], Any], **defaults: Any) -> Settings:

@@ -11,6 +11,8 @@ default `results`) holds:
     benchmark.json                              pytest-benchmark's JSON (`pytest bench`)
     report/                                     figures and report.md
     peers.json                                  the peer benchmark
+    compare/comparison.json                     a paired base-vs-head comparison,
+    compare/base.log, head.log                  and what each side's process printed
     history/                                    saved benchmark runs by commit
                                                 (bench.report.history)
 
@@ -88,6 +90,16 @@ class Results:
     def history(self) -> Path:
         """pytest-benchmark's saved runs, one per commit (`--benchmark-storage`)."""
         return self.root / "history"
+
+    @property
+    def compare_dir(self) -> Path:
+        """A paired comparison's folder: its JSON and the two sides' logs."""
+        return self.root / "compare"
+
+    @property
+    def comparison_json(self) -> Path:
+        """The paired comparison's machine-readable result."""
+        return self.compare_dir / "comparison.json"
 
     @property
     def peers_json(self) -> Path:

@@ -1,0 +1,244 @@
+"""Drive a paired comparison: two long-lived side processes, trained in alternating blocks.
+
+Both sides get the same architecture, budget, seed and precision, and each loads the same
+verified MNIST. They train in blocks of `block` steps, one side at a time while the other
+waits, in the order ABBA (base-head, then head-base, ...), so a machine that slows down or
+speeds up over the comparison hits both sides alike, and a linear drift cancels within each
+pair of pairs. `bench.compare.verdict` turns the blocks into a ratio and a verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.compare.side_process import MARK
+from bench.compare.sides import CompareError, Side
+
+SIDE_SCRIPT = Path(__file__).with_name("side_process.py")
+BOOT = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
+"""Run the side script by path, so `sys.path[0]` is the side's tree (the cwd), not ours."""
+WAIT_SECONDS = 1800.0
+"""The longest a side may take to answer (start-up, one block, the final evaluation)."""
+
+
+@dataclass
+class SideRun:
+    """What one side reported for one architecture."""
+
+    ready: dict[str, Any] = field(default_factory=dict)
+    blocks: list[list[list[float]]] = field(default_factory=list)
+    done: dict[str, Any] = field(default_factory=dict)
+
+
+class SideProcess:
+    """One side's process: started in its tree and interpreter, spoken to in JSON lines."""
+
+    def __init__(self, side: Side, backend: str, log: Path, data: Path | None) -> None:
+        self.side = side
+        self.log = log
+        env = {**os.environ, "PYTHONPATH": str(side.root), "KERAS_BACKEND": backend,
+               "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        if data is not None:
+            env["CNNBENCH_DATA"] = str(data)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log.open("w", encoding="utf-8")
+        self.process = subprocess.Popen(
+            [side.python, "-c", BOOT, str(SIDE_SCRIPT)], cwd=side.root, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
+        )  # fmt: skip
+        self._selector = selectors.DefaultSelector()
+        assert self.process.stdout is not None
+        self._selector.register(self.process.stdout, selectors.EVENT_READ)
+        self.waiting = False
+        """Whether the process waits for `go` in the middle of a run."""
+
+    def send(self, **command: Any) -> None:
+        """Write one command."""
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps(command) + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            raise self._died() from None
+
+    def _died(self) -> CompareError:
+        self.process.wait(timeout=30)
+        self._log.flush()
+        tail = self.log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:]
+        return CompareError(
+            f"the {self.side.role} ({self.side.label}) does not run: its process exited with "
+            f"status {self.process.returncode}. Last lines of {self.log}:\n" + "\n".join(tail)
+        )
+
+    def expect(self, event: str) -> dict[str, Any]:
+        """Return the next message, which must be `event`; CompareError on an error or exit."""
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            if not self._selector.select(timeout=max(deadline - time.monotonic(), 0)):
+                self.close()
+                raise CompareError(f"the {self.side.role} ({self.side.label}) said nothing "
+                                   f"for {WAIT_SECONDS:.0f} s; see {self.log}")  # fmt: skip
+            line = self.process.stdout.readline()
+            if not line:
+                raise self._died()
+            if not line.startswith(MARK):
+                self._log.write(line)  # a library printing on standard output
+                continue
+            message = json.loads(line[len(MARK) :])
+            self.waiting = message["event"] == "ready" or (
+                message["event"] == "block" and not message["last"])
+            if message["event"] == "error":
+                self._log.write(message.get("traceback", "") + "\n")
+                self._log.flush()
+                raise SideError(self.side, message["message"])
+            if message["event"] != event:
+                raise CompareError(f"the {self.side.role} said {message['event']!r} where "
+                                   f"{event!r} was due")  # fmt: skip
+            return message
+
+    def abandon(self) -> None:
+        """Drop the run this side is in the middle of (the other side failed)."""
+        if self.waiting:
+            self.send(op="abandon")
+            self.expect("abandoned")
+
+    def close(self) -> None:
+        """Tell the process to quit; kill it if it does not."""
+        if self.process.poll() is None:
+            try:
+                self.send(op="quit")
+                self.process.wait(timeout=30)
+            except (CompareError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+class SideError(CompareError):
+    """A side could not run one architecture (the comparison goes on with the next)."""
+
+    def __init__(self, side: Side, message: str) -> None:
+        super().__init__(f"{side.role} ({side.label}): {message}")
+
+
+@dataclass(frozen=True)
+class Task:
+    """What both sides train for one architecture."""
+
+    arch: str
+    budget: str
+    epochs: int | None
+    train_samples: int | None
+    seed: int
+    precision: str
+    block: int
+
+    def command(self, plant: str) -> dict[str, Any]:
+        """The side's `start` command."""
+        return {"op": "start", "arch": self.arch, "budget": self.budget, "epochs": self.epochs,
+                "train_samples": self.train_samples, "seed": self.seed,
+                "precision": self.precision, "block": self.block, "plant": plant}  # fmt: skip
+
+
+Say = Callable[[str], None]
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class Pair:
+    """The base and head processes, started together and kept for every architecture."""
+
+    def __init__(self, base: Side, head: Side, backend: str, logs: Path,
+                 data: Path | None = None, head_plant: str = "none", say: Say = _say) -> None:  # fmt: skip
+        self.head_plant, self.say = head_plant, say
+        self.sides: list[SideProcess] = []
+        try:
+            for side in (base, head):
+                self.sides.append(SideProcess(side, backend, logs / f"{side.role}.log", data))
+            self.hello = [self._hello(p) for p in self.sides]
+        except BaseException:
+            self.close()
+            raise
+
+    def _hello(self, process: SideProcess) -> dict[str, Any]:
+        hello = process.expect("hello")
+        imported = Path(hello["bench"]).resolve()
+        if not imported.is_relative_to(process.side.root.resolve()):
+            raise CompareError(f"the {process.side.role} imported the harness from {imported}, "
+                               f"not from its tree {process.side.root}: an installed copy "
+                               "shadows it; install it editable or unset PYTHONPATH "
+                               "overrides")  # fmt: skip
+        return hello
+
+    def close(self) -> None:
+        """End both processes."""
+        for process in self.sides:
+            process.close()
+
+    def run(self, task: Task) -> tuple[SideRun, SideRun]:
+        """Train one architecture on both sides, interleaved; return what each reported.
+
+        SideError when a side cannot run it: the other side drops it too, and both are
+        ready for the next architecture.
+        """
+        try:
+            return self._run(task)
+        except SideError:
+            for process in self.sides:
+                process.abandon()
+            raise
+
+    def _run(self, task: Task) -> tuple[SideRun, SideRun]:
+        base, head = self.sides
+        runs = (SideRun(), SideRun())
+        base.send(**task.command("none"))
+        head.send(**task.command(self.head_plant))
+        failed = []
+        for process, run in zip(self.sides, runs, strict=True):
+            try:  # read both answers, so that neither is left unread
+                run.ready = process.expect("ready")
+            except SideError as error:
+                failed.append(error)
+        if failed:
+            raise failed[0]
+        if runs[0].ready["steps"] != runs[1].ready["steps"]:
+            raise SideError(head.side, f"trains {runs[1].ready['steps']} steps where the base "
+                            f"trains {runs[0].ready['steps']}: not comparable")  # fmt: skip
+        total = -(-runs[0].ready["steps"] // task.block)
+        started = last = time.monotonic()
+        for index in range(total):
+            order = (0, 1) if index % 2 == 0 else (1, 0)  # ABBA: drift cancels in pairs
+            for which in order:
+                self.sides[which].send(op="go")
+                runs[which].blocks.append(self.sides[which].expect("block")["steps"])
+            now = time.monotonic()
+            if now - last >= 10 or index + 1 == total:
+                last = now
+                self.say(_progress(task.arch, index + 1, total, runs, now - started))
+        for process, run in zip(self.sides, runs, strict=True):
+            run.done = process.expect("done")
+        return runs
+
+
+def _progress(arch: str, done: int, total: int, runs: Sequence[SideRun], elapsed: float) -> str:
+    import statistics
+
+    def median_ms(run: SideRun) -> str:
+        steps = [s[0] for block in run.blocks[1:] for s in block[1:] if not s[2]]
+        return f"{statistics.median(steps) * 1000:.1f} ms" if steps else "warming up"
+
+    left = elapsed / done * (total - done)
+    return (f"compare {arch}: block {done}/{total}, base {median_ms(runs[0])}, head "
+            f"{median_ms(runs[1])} per step; {elapsed:.0f} s, ~{left:.0f} s left")  # fmt: skip

@@ -1,0 +1,196 @@
+"""One paired comparison from start to end: the sides, the runs, the verdicts, the document.
+
+Used by `python -m bench compare` and by `pytest bench --cnnbench-base=REF`; both print
+`Comparison.summary()` and write `Comparison.document()` to `results/compare/comparison.json`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.cli.options import OptionError, Settings
+from bench.compare import verdict
+from bench.compare.interleave import Pair, Say, SideError, Task, _say
+from bench.compare.sides import Side, prepared
+from bench.storage import layout
+from bench.storage.atomic import write_json
+
+SCHEMA = "cnn-mnist-bench/comparison"
+VERSION = 1
+METHOD = ("paired blocks, ABBA order; per block the median step time (first step of each "
+          "block, partial batches and each side's first block left out); Hodges-Lehmann "
+          "estimate of the head/base log ratio with the 95% interval of the inverted Wilcoxon "
+          "signed-rank test; regression when the interval lies above threshold/2, pass when "
+          "it lies below the threshold, otherwise cannot tell")  # fmt: skip
+
+
+@dataclass
+class Comparison:
+    """The outcome: per architecture, speed and numerics; the sides; how long it took."""
+
+    base: Side
+    head: Side
+    tasks: list[Task]
+    threshold: float
+    backend: str
+    plant: str
+    results: list[verdict.ArchResult] = field(default_factory=list)
+    raw: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hello: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """0 pass, 1 a regression, 2 something could not be compared."""
+        return verdict.exit_code(self.results)
+
+    def summary(self) -> str:
+        """The human table, what was compared, and the verdict in one line."""
+        task = self.tasks[0]
+        budget = task.budget + (f" epochs={task.epochs}" if task.epochs else "") + (
+            f" train_samples={task.train_samples}" if task.train_samples else "")  # fmt: skip
+        regressions = [r.arch for r in self.results if r.status == "regression"]
+        unclear = [r.arch for r in self.results if r.status == "cannot compare"]
+        lines = [
+            f"base: {self.base.label}",
+            f"head: {self.head.label}" + (f" with planted {self.plant}" if self.plant != "none"
+                                          else ""),  # fmt: skip
+            f"{budget}, seed {task.seed}, {self.backend}, precision {task.precision}, blocks of "
+            f"{task.block} steps, threshold {self.threshold:.0%} ({self.seconds:.0f} s)",
+            verdict.table(self.results),
+        ]
+        if regressions:
+            lines.append(f"REGRESSION: step time slower by more than {self.threshold / 2:.0%} "
+                         f"with 95% confidence: {', '.join(regressions)}")  # fmt: skip
+        if unclear:
+            lines.append(f"CANNOT COMPARE: {', '.join(unclear)} (an error, or too noisy to "
+                         f"rule out a {self.threshold:.0%} slowdown: train more steps)")  # fmt: skip
+        if not regressions and not unclear:
+            lines.append(f"ok: no step time slower by {self.threshold:.0%} (95% confidence)")
+        return "\n".join(lines)
+
+    def document(self) -> dict[str, Any]:
+        """The machine-readable comparison (`results/compare/comparison.json`)."""
+
+        def side(s: Side, hello: dict[str, Any]) -> dict[str, Any]:
+            return {"label": s.label, "commit": s.commit, "root": str(s.root),
+                    "python": s.python, "versions": hello.get("versions", {})}  # fmt: skip
+
+        archs = []
+        for result in self.results:
+            entry: dict[str, Any] = {"arch": result.arch, "status": result.status,
+                                     "error": result.error, "note": result.note}  # fmt: skip
+            if result.speed:
+                entry["speed"] = asdict(result.speed) | {"change": result.speed.change}
+            if result.numerics:
+                entry["numerics"] = asdict(result.numerics) | {
+                    "difference": result.numerics.difference,
+                    "outside_band": result.numerics.outside_band,
+                    "summary": result.numerics.describe()}  # fmt: skip
+            entry |= self.raw.get(result.arch, {})
+            archs.append(entry)
+        hello = self.hello or [{}, {}]
+        return {
+            "schema": SCHEMA, "version": VERSION,
+            "base": side(self.base, hello[0]), "head": side(self.head, hello[1]),
+            "task": {k: v for k, v in asdict(self.tasks[0]).items() if k != "arch"},
+            "backend": self.backend, "plant": self.plant, "threshold": self.threshold,
+            "confidence": verdict.CONFIDENCE, "method": METHOD, "seconds": self.seconds,
+            "exit_status": self.exit_code, "archs": archs,
+        }  # fmt: skip
+
+
+def _seed_band(settings: Settings, task: Task, backend: str, hello: dict[str, Any],
+               precision: str) -> float | None:  # fmt: skip
+    """Half-width of the gate's accuracy band for this run's baseline, None if there is none."""
+    from bench.storage.baselines import BaselineError, Key, device_class, resolve
+    from bench.storage.records import Device
+    from bench.training.budgets import get_budget
+
+    if not hello.get("device"):
+        return None
+    try:
+        budget = get_budget(task.budget, epochs=task.epochs, train_samples=task.train_samples)
+        key = Key(budget.name, backend, device_class(Device(**hello["device"])), precision)
+        found = resolve(key, hello.get("versions", {}),
+                        settings.baselines or layout.default_baselines())  # fmt: skip
+    except (BaselineError, TypeError, ValueError):
+        return None
+    entry = found.baseline.archs.get(task.arch)
+    if entry is None:
+        return None
+    tolerance = found.baseline.tolerance_for(task.arch)
+    return entry.test_accuracy.mean - tolerance.lowest_accuracy(entry.test_accuracy)
+
+
+def tasks(settings: Settings) -> list[Task]:
+    """One task per architecture; a comparison trains one seed."""
+    if len(settings.seeds) != 1:
+        raise OptionError(f"a comparison trains one seed on both sides; got {list(settings.seeds)}")
+    return [Task(arch, settings.budget, settings.epochs, settings.train_samples,
+                 settings.seeds[0], settings.precision, settings.block)
+            for arch in settings.archs]  # fmt: skip
+
+
+def compare(settings: Settings, say: Say = _say) -> Comparison:
+    """Run the comparison the settings describe; write its JSON; return it.
+
+    Raises CompareError (exit 2) when it cannot start: a missing ref, a side that does not
+    run. An architecture one side cannot train is a row with its error.
+    """
+    from bench.training.backends import requested
+
+    if settings.base is None and settings.base_python is None:
+        raise OptionError("give the base to compare against: --base REF (a git ref, e.g. "
+                          "HEAD~1) and/or --base-python PATH (another environment)")  # fmt: skip
+    todo = tasks(settings)
+    backend = settings.backend or requested()
+    results = layout.Results(settings.out)
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        base = stack.enter_context(prepared("base", settings.base, settings.base_python))
+        head = stack.enter_context(prepared("head", settings.head, None))
+        say(f"compare: base {base.label} against head {head.label}: "
+            f"{', '.join(t.arch for t in todo)}")  # fmt: skip
+        pair = Pair(base, head, backend, results.compare_dir, settings.data, settings.plant, say)
+        stack.callback(pair.close)
+        comparison = Comparison(base, head, todo, settings.threshold, backend, settings.plant,
+                                hello=pair.hello)  # fmt: skip
+        for task in todo:
+            comparison.results.append(_one(settings, pair, task, backend, comparison))
+            say(verdict.table(comparison.results[-1:]).splitlines()[-1])
+    comparison.seconds = time.monotonic() - started
+    write_json(results.comparison_json, comparison.document())
+    return comparison
+
+
+def _one(settings: Settings, pair: Pair, task: Task, backend: str,
+         comparison: Comparison) -> verdict.ArchResult:  # fmt: skip
+    try:
+        base, head = pair.run(task)
+    except SideError as error:
+        return verdict.ArchResult(task.arch, None, None, str(error))
+    comparison.raw[task.arch] = {
+        "precision": {"base": base.ready["precision"], "head": head.ready["precision"]},
+        "same_data": base.ready["data"] == head.ready["data"],
+        "blocks": {"base": base.blocks, "head": head.blocks},
+        "history": {"base": base.done["epochs"], "head": head.done["epochs"]},
+        "final": {"base": base.done["final"], "head": head.done["final"]},
+    }
+    band = _seed_band(settings, task, backend, pair.hello[1], head.ready["precision"])
+    numerics = verdict.numerics(base.done["epochs"], head.done["epochs"], base.done["final"],
+                                head.done["final"], band)  # fmt: skip
+    notes, error = [], None
+    if base.ready["precision"] != head.ready["precision"]:
+        notes.append(f"precisions differ: base {base.ready['precision']}, head "
+                     f"{head.ready['precision']}")  # fmt: skip
+    if base.ready["data"] != head.ready["data"]:
+        notes.append("the sides trained on different data")
+    try:
+        speed = verdict.speed(base.blocks, head.blocks, settings.threshold)
+    except ValueError as too_few:
+        error, speed = str(too_few), None
+    return verdict.ArchResult(task.arch, speed, numerics, error, "; ".join(notes) or None)

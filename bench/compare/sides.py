@@ -1,0 +1,94 @@
+"""The two sides of a comparison: which source tree and which Python each runs.
+
+The head is this working tree by default; a side given as a git ref is checked out, detached,
+in a git worktree of this repository (removed afterwards); a side given a Python is run by
+that interpreter (another virtual environment: a library upgrade). Nothing is built: the
+harness is pure Python, so a side that cannot import or run is found when its process starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class CompareError(RuntimeError):
+    """The comparison cannot be made: a missing ref, a side that does not run, a bad input."""
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side: its role, what it is (for people), its source tree and its interpreter."""
+
+    role: str
+    """'base' or 'head'."""
+    label: str
+    root: Path
+    python: str
+    commit: str | None = None
+
+
+def source_root() -> Path:
+    """The working tree this harness runs from (the folder holding `bench/` and `archs/`)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                              check=False, timeout=120)  # fmt: skip
+    except FileNotFoundError:
+        raise CompareError("git is not installed: a ref needs git (--base-python compares "
+                           "another Python environment without one)") from None  # fmt: skip
+
+
+def resolve_ref(ref: str, repo: Path) -> str:
+    """Return the commit a ref names in `repo`, or raise CompareError saying what is wrong."""
+    found = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    if found.returncode != 0:
+        inside = _git(repo, "rev-parse", "--is-inside-work-tree")
+        if inside.returncode != 0:
+            raise CompareError(f"{repo} is not a git repository, so ref {ref!r} cannot be "
+                               "checked out; compare from a clone")  # fmt: skip
+        raise CompareError(f"the ref {ref!r} does not exist in {repo} (git rev-parse found no "
+                           "commit); give a branch, tag or commit, e.g. HEAD~1 or main")  # fmt: skip
+    return found.stdout.strip()
+
+
+def _python(python: str | None) -> str:
+    if python is None:
+        return sys.executable
+    found = shutil.which(python) or (python if Path(python).is_file() else None)
+    if found is None:
+        raise CompareError(f"the Python {python!r} does not exist; give the interpreter of the "
+                           "other environment, e.g. ../env-new/bin/python")  # fmt: skip
+    return found
+
+
+@contextlib.contextmanager
+def prepared(role: str, ref: str | None, python: str | None) -> Iterator[Side]:
+    """Yield a side: a ref checked out in a temporary worktree, else this working tree."""
+    interpreter = _python(python)
+    who = "" if python is None else f" with {interpreter}"
+    if ref is None:
+        yield Side(role, f"working tree{who}", source_root(), interpreter)
+        return
+    repo = source_root()
+    commit = resolve_ref(ref, repo)
+    folder = Path(tempfile.mkdtemp(prefix=f"cnnbench-{role}-"))
+    added = _git(repo, "worktree", "add", "--detach", "--force", str(folder / "tree"), commit)
+    if added.returncode != 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise CompareError(f"could not check out {ref} ({commit[:7]}): {added.stderr.strip()}")
+    try:
+        yield Side(role, f"{ref} ({commit[:7]}){who}", folder / "tree", interpreter, commit)
+    finally:
+        _git(repo, "worktree", "remove", "--force", str(folder / "tree"))
+        shutil.rmtree(folder, ignore_errors=True)
+        _git(repo, "worktree", "prune")

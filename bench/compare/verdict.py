@@ -1,0 +1,252 @@
+"""What a paired comparison concludes: the speed ratio with its interval, and the numerics.
+
+Speed. Base and head train the same steps in alternating blocks (`bench.compare.interleave`).
+Each block gives the median time of its steps, leaving out its first step (it runs on caches
+the other side has just used, and the run's first block also compiles) and a final partial
+batch (another shape); the whole first block of each side is warm-up. Block k of the head
+and block k of the base ran back to back, so their log ratio cancels what the machine did
+meanwhile; the pairs are the sample.
+
+The interval is a rank method: the Hodges-Lehmann estimate (the median of the pairwise means
+of the log ratios) with the interval from inverting the Wilcoxon signed-rank test, exact for
+any number of pairs. Why not a bootstrap: time on a shared machine is bimodal and bursty, and
+a rank method does not care how far a burst lies, while a bootstrap of a dozen pairs covers
+less than it says. It assumes the log ratios are symmetric about their centre, which holds
+when nothing but noise separates the pairs.
+
+The rule, with the threshold T (default 10%, the slowdown the comparison must catch): a
+REGRESSION when the whole 95% interval of the slowdown lies above T/2; a pass when it lies
+below T (a slowdown of T is ruled out); otherwise it cannot tell, and says so (exit 2): the
+noise was too high for this many steps. Half of T, not T, is the line, so that a real
+slowdown of T fails whatever side of it the estimate falls.
+
+Numerics. With the same seed on the same machine a change that does not touch the numerics
+trains an identical history: `identical` says so; otherwise the first epoch where the
+histories part, and whether the final test accuracies differ by more than the gate's
+accuracy band of the stored baseline (the seed-to-seed spread).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from tabulate import tabulate
+
+CONFIDENCE = 0.95
+DEFAULT_THRESHOLD = 0.10
+MIN_PAIRS = 6
+"""Below this many block pairs no 95% interval excludes anything: cannot compare."""
+
+Step = Sequence[float]
+"""One step as the side process reports it: wall seconds, CPU seconds, 1 if a partial batch."""
+
+
+@dataclass(frozen=True)
+class Speed:
+    """The head's step time against the base's, from paired blocks."""
+
+    base_step: float
+    """Median seconds per timed step of the base."""
+    head_step: float
+    ratio: float
+    """Head over base (Hodges-Lehmann): above 1 is slower."""
+    low: float
+    high: float
+    """The 95% interval of the ratio."""
+    pairs: int
+    threshold: float
+    verdict: str
+    """"slower" (a regression), "ok", or "unclear" (cannot tell at this noise)."""
+
+    @property
+    def change(self) -> float:
+        """The signed change of step time: +0.10 is 10% slower."""
+        return self.ratio - 1
+
+    def describe(self) -> str:
+        """E.g. '+10.2% [+8.1%, +12.0%]'."""
+        return f"{self.change:+.1%} [{self.low - 1:+.1%}, {self.high - 1:+.1%}]"
+
+
+@dataclass(frozen=True)
+class Numerics:
+    """Whether the two histories are the same, and if not, where they part and how far."""
+
+    identical: bool
+    parted_at: int | None
+    """The first epoch (1-based) whose loss or accuracies differ; None when identical."""
+    base_accuracy: float | None
+    head_accuracy: float | None
+    band: float | None
+    """Half-width of the stored baseline's accuracy band (None: no baseline to say)."""
+
+    @property
+    def difference(self) -> float | None:
+        """Head's final test accuracy minus base's."""
+        if self.base_accuracy is None or self.head_accuracy is None:
+            return None
+        return self.head_accuracy - self.base_accuracy
+
+    @property
+    def outside_band(self) -> bool | None:
+        """Whether the final difference exceeds the seed band (None: no band, or no finals)."""
+        if self.band is None or self.difference is None:
+            return None
+        return abs(self.difference) > self.band
+
+    def describe(self) -> str:
+        """E.g. 'identical' or 'part at epoch 2; final -0.0120 (outside the seed band ±0.0100)'."""
+        if self.identical:
+            return "identical"
+        text = f"part at epoch {self.parted_at}" if self.parted_at else "final differs"
+        if self.difference is None:
+            return text + "; a side did not finish"
+        text += f"; final {self.difference:+.4f}"
+        if self.band is None:
+            return text + " (no stored baseline for a seed band)"
+        where = "OUTSIDE" if self.outside_band else "inside"
+        return text + f" ({where} the seed band ±{self.band:.4f})"
+
+
+def timed_steps(block: Sequence[Step]) -> list[float]:
+    """Return the wall seconds of a block's steps that count (first and partial left out)."""
+    return [step[0] for step in block[1:] if not step[2]]
+
+
+def block_ratios(base: Sequence[Sequence[Step]], head: Sequence[Sequence[Step]]) -> list[float]:
+    """Return log(head / base) of each pair of blocks' median step times, warm-up left out."""
+    if len(base) != len(head):
+        raise ValueError(f"the sides ran {len(base)} and {len(head)} blocks")
+    ratios = []
+    for b, h in list(zip(base, head, strict=True))[1:]:
+        tb, th = timed_steps(b), timed_steps(h)
+        if tb and th:
+            ratios.append(math.log(statistics.median(th) / statistics.median(tb)))
+    return ratios
+
+
+@lru_cache(maxsize=128)
+def signed_rank_critical(n: int, confidence: float = CONFIDENCE) -> int:
+    """Return c, the largest value with P(T+ <= c) <= (1 - confidence) / 2 for n pairs.
+
+    The exact null distribution of Wilcoxon's signed-rank statistic, by counting the subsets
+    of ranks 1..n with each sum. -1 when no c qualifies (too few pairs).
+    """
+    counts = [1] + [0] * (n * (n + 1) // 2)
+    for rank in range(1, n + 1):
+        for total in range(len(counts) - 1, rank - 1, -1):
+            counts[total] += counts[total - rank]
+    tail, cumulative, c = (1 - confidence) / 2, 0, -1
+    for total, count in enumerate(counts):
+        cumulative += count
+        if cumulative / 2**n > tail:
+            break
+        c = total
+    return c
+
+
+def hodges_lehmann(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:  # fmt: skip
+    """Return the Hodges-Lehmann estimate of the centre of `values` and its interval.
+
+    The interval is the Walsh averages (pairwise means, each value with itself included) from
+    the (c+1)-th to the (N-c)-th, c from `signed_rank_critical`: exact coverage >= confidence.
+    """
+    n = len(values)
+    walsh = sorted((values[i] + values[j]) / 2 for i in range(n) for j in range(i, n))
+    c = signed_rank_critical(n, confidence)
+    if c < 0:
+        raise ValueError(f"{n} pairs are too few for a {confidence:.0%} interval")
+    return statistics.median(walsh), walsh[c], walsh[len(walsh) - 1 - c]
+
+
+def speed(base: Sequence[Sequence[Step]], head: Sequence[Sequence[Step]],
+          threshold: float = DEFAULT_THRESHOLD) -> Speed:  # fmt: skip
+    """Compare the head's blocks with the base's; ValueError when there are too few pairs."""
+    ratios = block_ratios(base, head)
+    if len(ratios) < MIN_PAIRS:
+        raise ValueError(
+            f"{len(ratios)} timed block pairs, fewer than {MIN_PAIRS}: train more steps "
+            "(--epochs, --train-samples) or use smaller blocks (--block)"
+        )
+    centre, low, high = (math.exp(v) for v in hodges_lehmann(ratios))
+    if low - 1 > threshold / 2:
+        verdict = "slower"
+    elif high - 1 < threshold:
+        verdict = "ok"
+    else:
+        verdict = "unclear"
+    steps_of = lambda blocks: [s for block in blocks[1:] for s in timed_steps(block)]  # noqa: E731
+    return Speed(statistics.median(steps_of(base)), statistics.median(steps_of(head)), centre,
+                 low, high, len(ratios), threshold, verdict)  # fmt: skip
+
+
+def numerics(base_epochs: Sequence[Sequence[float]], head_epochs: Sequence[Sequence[float]],
+             base_final: Sequence[float] | None, head_final: Sequence[float] | None,
+             band: float | None) -> Numerics:  # fmt: skip
+    """Compare two histories (per epoch: loss, accuracy, val_loss, val_accuracy) and finals."""
+    parted = next((i + 1 for i, (b, h) in enumerate(zip(base_epochs, head_epochs, strict=False))
+                   if list(b) != list(h)), None)  # fmt: skip
+    if parted is None and len(base_epochs) != len(head_epochs):
+        parted = min(len(base_epochs), len(head_epochs)) + 1
+    same_final = base_final is not None and list(base_final) == list(head_final or [])
+    return Numerics(
+        identical=parted is None and same_final,
+        parted_at=parted,
+        base_accuracy=base_final[1] if base_final else None,
+        head_accuracy=head_final[1] if head_final else None,
+        band=band,
+    )
+
+
+@dataclass(frozen=True)
+class ArchResult:
+    """One architecture's comparison: speed and numerics, or why it could not be compared."""
+
+    arch: str
+    speed: Speed | None
+    numerics: Numerics | None
+    error: str | None = None
+    """Why it could not be compared."""
+    note: str | None = None
+    """What else a reader should know (precisions or data that differ)."""
+
+    @property
+    def status(self) -> str:
+        """'regression', 'ok' or 'cannot compare'."""
+        if self.speed is not None and self.speed.verdict == "slower":
+            return "regression"
+        if self.error or self.speed is None or self.speed.verdict == "unclear":
+            return "cannot compare"
+        return "ok"
+
+
+def exit_code(results: Sequence[ArchResult]) -> int:
+    """The gate's convention: 1 when any architecture regressed, else 2 when any could not
+    be compared (an error, or too noisy to tell), else 0."""
+    statuses = {r.status for r in results}
+    return 1 if "regression" in statuses else 2 if "cannot compare" in statuses else 0
+
+
+def table(results: Sequence[ArchResult]) -> str:
+    """Return the human table: step times, the change with its interval, verdict, numerics."""
+    rows = []
+    for r in results:
+        s, n = r.speed, r.numerics
+        verdict = {"slower": "REGRESSION", "ok": "ok", "unclear": "CANNOT TELL"}.get(
+            s.verdict if s else "", "CANNOT COMPARE")  # fmt: skip
+        rows.append([
+            r.arch,
+            f"{s.base_step * 1000:.1f}" if s else "",
+            f"{s.head_step * 1000:.1f}" if s else "",
+            s.describe() if s else "",
+            s.pairs if s else "",
+            verdict,
+            "; ".join(filter(None, [n.describe() if n else None, r.error, r.note])),
+        ])  # fmt: skip
+    headers = ["arch", "base ms/step", "head ms/step", "step time change [95% CI]", "pairs",
+               "speed", "history (same seed)"]  # fmt: skip
+    return tabulate(rows, headers=headers, disable_numparse=True)
