@@ -214,10 +214,10 @@ OPTIONS: dict[str, Option] = {
         Option("base-python", "compare: the base's Python interpreter, another environment "
                "(a library upgrade); with no --base, both sides run this working tree"),
         Option("threshold", "compare: the slowdown of a training step the comparison must "
-               "catch (default 10%%): fails when the 95%% interval lies above half of it",
+               "catch (default 10%%): fails when a significant slowdown exceeds half of it",
                0.10, type=fraction),
         Option("block", "compare: steps each side trains before the other takes its turn "
-               "(default 4)", 4, type=positive),
+               "(default 1: the closest pairs, the narrowest intervals)", 1, type=positive),
     )
 }  # fmt: skip
 

@@ -96,7 +96,8 @@ class SideProcess:
                 continue
             message = json.loads(line[len(MARK) :])
             self.waiting = message["event"] == "ready" or (
-                message["event"] == "block" and not message["last"])
+                message["event"] == "block" and not message["last"]
+            )
             if message["event"] == "error":
                 self._log.write(message.get("traceback", "") + "\n")
                 self._log.flush()
@@ -144,7 +145,7 @@ class Task:
     block: int
 
     def command(self, plant: str) -> dict[str, Any]:
-        """The side's `start` command."""
+        """Return the side's `start` command."""
         return {"op": "start", "arch": self.arch, "budget": self.budget, "epochs": self.epochs,
                 "train_samples": self.train_samples, "seed": self.seed,
                 "precision": self.precision, "block": self.block, "plant": plant}  # fmt: skip
@@ -160,8 +161,10 @@ def _say(line: str) -> None:
 class Pair:
     """The base and head processes, started together and kept for every architecture."""
 
-    def __init__(self, base: Side, head: Side, backend: str, logs: Path,
-                 data: Path | None = None, head_plant: str = "none", say: Say = _say) -> None:  # fmt: skip
+    def __init__(
+        self, base: Side, head: Side, backend: str, logs: Path, data: Path | None = None,
+        head_plant: str = "none", say: Say = _say,
+    ) -> None:  # fmt: skip
         self.head_plant, self.say = head_plant, say
         self.sides: list[SideProcess] = []
         try:

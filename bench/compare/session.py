@@ -23,8 +23,9 @@ VERSION = 1
 METHOD = ("paired blocks, ABBA order; per block the median step time (first step of each "
           "block, partial batches and each side's first block left out); Hodges-Lehmann "
           "estimate of the head/base log ratio with the 95% interval of the inverted Wilcoxon "
-          "signed-rank test; regression when the interval lies above threshold/2, pass when "
-          "it lies below the threshold, otherwise cannot tell")  # fmt: skip
+          "signed-rank test; regression when the interval lies above 0 and the estimate above "
+          "threshold/2, else pass when the interval lies below the threshold, else cannot "
+          "tell")  # fmt: skip
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Comparison:
         return verdict.exit_code(self.results)
 
     def summary(self) -> str:
-        """The human table, what was compared, and the verdict in one line."""
+        """Return the human table, what was compared, and the verdict in one line."""
         task = self.tasks[0]
         budget = task.budget + (f" epochs={task.epochs}" if task.epochs else "") + (
             f" train_samples={task.train_samples}" if task.train_samples else "")  # fmt: skip
@@ -56,24 +57,26 @@ class Comparison:
         unclear = [r.arch for r in self.results if r.status == "cannot compare"]
         lines = [
             f"base: {self.base.label}",
-            f"head: {self.head.label}" + (f" with planted {self.plant}" if self.plant != "none"
-                                          else ""),  # fmt: skip
+            f"head: {self.head.label}"
+            + (f" with planted {self.plant}" if self.plant != "none" else ""),
             f"{budget}, seed {task.seed}, {self.backend}, precision {task.precision}, blocks of "
             f"{task.block} steps, threshold {self.threshold:.0%} ({self.seconds:.0f} s)",
             verdict.table(self.results),
         ]
         if regressions:
-            lines.append(f"REGRESSION: step time slower by more than {self.threshold / 2:.0%} "
-                         f"with 95% confidence: {', '.join(regressions)}")  # fmt: skip
+            lines.append(f"REGRESSION: step time significantly slower (95%), by more than "
+                         f"{self.threshold / 2:.0%}: {', '.join(regressions)}")  # fmt: skip
         if unclear:
-            lines.append(f"CANNOT COMPARE: {', '.join(unclear)} (an error, or too noisy to "
-                         f"rule out a {self.threshold:.0%} slowdown: train more steps)")  # fmt: skip
+            lines.append(
+                f"CANNOT COMPARE: {', '.join(unclear)} (an error, or too noisy "
+                f"to rule out a {self.threshold:.0%} slowdown: train more steps)"
+            )
         if not regressions and not unclear:
             lines.append(f"ok: no step time slower by {self.threshold:.0%} (95% confidence)")
         return "\n".join(lines)
 
     def document(self) -> dict[str, Any]:
-        """The machine-readable comparison (`results/compare/comparison.json`)."""
+        """Return the machine-readable comparison (`results/compare/comparison.json`)."""
 
         def side(s: Side, hello: dict[str, Any]) -> dict[str, Any]:
             return {"label": s.label, "commit": s.commit, "root": str(s.root),

@@ -103,7 +103,7 @@ def _pacer(block: int, steps_per_epoch: int, epochs: int, partial: bool) -> Any:
 
 
 def _plant(name: str) -> dict[str, Any]:
-    """The head's planted regression (`bench.training.plants`), to prove the gate catches it."""
+    """Return the head's planted regression's Trainer options (`bench.training.plants`)."""
     if name == "none":
         return {}
     from bench.training.plants import trainer_options
@@ -153,9 +153,7 @@ def main() -> None:
     import bench
 
     try:
-        from bench.measurement.provenance import library_versions
-
-        from bench.measurement.provenance import device
+        from bench.measurement.provenance import device, library_versions
 
         versions, machine = library_versions(), dataclasses.asdict(device())
     except Exception:  # an older side may lack them; only the head's are used (seed band)

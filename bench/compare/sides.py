@@ -35,7 +35,7 @@ class Side:
 
 
 def source_root() -> Path:
-    """The working tree this harness runs from (the folder holding `bench/` and `archs/`)."""
+    """Return the working tree this harness runs from (the folder of `bench/`, `archs/`)."""
     return Path(__file__).resolve().parents[2]
 
 
@@ -56,8 +56,10 @@ def resolve_ref(ref: str, repo: Path) -> str:
         if inside.returncode != 0:
             raise CompareError(f"{repo} is not a git repository, so ref {ref!r} cannot be "
                                "checked out; compare from a clone")  # fmt: skip
-        raise CompareError(f"the ref {ref!r} does not exist in {repo} (git rev-parse found no "
-                           "commit); give a branch, tag or commit, e.g. HEAD~1 or main")  # fmt: skip
+        raise CompareError(
+            f"the ref {ref!r} does not exist in {repo} (git rev-parse found "
+            "no commit); give a branch, tag or commit, e.g. HEAD~1 or main"
+        )
     return found.stdout.strip()
 
 

@@ -12,7 +12,6 @@ import numpy as np
 
 from bench.data import Arrays
 
-
 PLANTS = ("none", "lr0", "shuffled-labels", "slow-step")
 """The plants by name; `slow-step:F` slows each step by the fraction F (slow-step: F = 2)."""
 
@@ -33,8 +32,11 @@ def check(name: str) -> str:
 
 
 def slow_step(factor: float = 2.0) -> Any:
-    """Return a callback that slows every training step: after it, sleep `factor` times as
-    long as the step took (2.0: three times slower; 0.1: 10% slower)."""
+    """Return a callback that slows every training step.
+
+    After each step it sleeps `factor` times as long as the step took (2.0: three times
+    slower; 0.1: 10% slower).
+    """
     import keras
 
     class SlowStep(keras.callbacks.Callback):
