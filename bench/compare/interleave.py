@@ -238,8 +238,10 @@ class Pair:
 def _progress(arch: str, done: int, total: int, runs: Sequence[SideRun], elapsed: float) -> str:
     import statistics
 
+    from bench.compare.verdict import timed_blocks
+
     def median_ms(run: SideRun) -> str:
-        steps = [s[0] for block in run.blocks[1:] for s in block[1:] if not s[2]]
+        steps = [s for block in timed_blocks(run.blocks) for s in block]
         return f"{statistics.median(steps) * 1000:.1f} ms" if steps else "warming up"
 
     left = elapsed / done * (total - done)

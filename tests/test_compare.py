@@ -1,0 +1,205 @@
+"""The paired comparison: its statistics and rule, and real comparisons against this commit.
+
+The statistics are checked against brute force and against data with a known slowdown; the
+end-to-end tests compare the working tree with HEAD (the same code: a planted regression is
+the only difference) at a budget of seconds.
+"""
+
+import itertools
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench.cli.options import Settings
+from bench.compare import verdict
+from bench.compare.sides import CompareError, resolve_ref, source_root
+from bench.training import plants
+
+
+@pytest.mark.parametrize("n", [6, 7, 9, 12])
+def test_the_signed_rank_critical_value_matches_brute_force(n):
+    sums = [sum(r for r, s in zip(range(1, n + 1), signs, strict=True) if s)
+            for signs in itertools.product((0, 1), repeat=n)]  # fmt: skip
+    c = verdict.signed_rank_critical(n)
+    assert sum(t <= c for t in sums) / 2**n <= 0.025 < sum(t <= c + 1 for t in sums) / 2**n
+
+
+def test_five_pairs_are_too_few_for_a_95_percent_interval():
+    assert verdict.signed_rank_critical(5) == -1  # even all five on one side: p = 1/32 > 2.5%
+    with pytest.raises(ValueError, match="too few"):
+        verdict.hodges_lehmann([0.1, 0.2, 0.3, 0.4, 0.5])
+
+
+@given(st.lists(st.floats(-1, 1), min_size=6, max_size=30), st.floats(-1, 1))
+def test_hodges_lehmann_moves_with_a_shift_and_brackets_its_estimate(values, shift):
+    centre, low, high = verdict.hodges_lehmann(values)
+    assert low <= centre <= high
+    moved = verdict.hodges_lehmann([v + shift for v in values])
+    assert moved == pytest.approx((centre + shift, low + shift, high + shift), abs=1e-9)
+
+
+def blocks(step_seconds, noise, count, seed, partial_every=None):
+    """Blocks of one step each, as a side reports them: [wall, cpu, partial]."""
+    rng = np.random.default_rng(seed)
+    walls = step_seconds * np.exp(rng.normal(0, noise, count))
+    walls[0] = 50 * step_seconds  # compilation: warm-up, left out
+    return [[[float(w), float(w), int(bool(partial_every) and i % partial_every == 0)]]
+            for i, w in enumerate(walls)]  # fmt: skip
+
+
+def test_a_ten_percent_slowdown_is_a_regression_and_none_is_not():
+    base = blocks(0.03, 0.1, 200, seed=1)
+    same = verdict.speed(base, blocks(0.03, 0.1, 200, seed=2))
+    slower = verdict.speed(base, blocks(0.033, 0.1, 200, seed=2))
+    assert same.verdict == "ok" and same.low < 1 < same.high
+    assert slower.verdict == "slower"
+    assert slower.low > 1 and slower.change == pytest.approx(0.10, abs=0.03)
+    assert slower.describe().startswith("+")
+
+
+def test_a_significant_slowdown_under_half_the_threshold_passes():
+    result = verdict.speed(blocks(0.03, 0.02, 300, 1), blocks(0.0309, 0.02, 300, 2))
+    assert result.low > 1 and result.verdict == "ok"  # +3%: real, shown, under 5%
+
+
+def test_too_noisy_to_rule_out_the_threshold_is_unclear():
+    result = verdict.speed(blocks(0.03, 0.6, 12, 1), blocks(0.03, 0.6, 12, 2))
+    assert result.verdict == "unclear" and result.high - 1 >= 0.10
+
+
+def test_warm_up_and_partial_batches_are_left_out():
+    base = blocks(0.03, 0.05, 60, 1, partial_every=4)
+    head = blocks(0.03, 0.05, 60, 1, partial_every=4)
+    for i, block in enumerate(head):
+        if i < verdict.WARMUP_STEPS or block[0][2]:
+            block[0][0] *= 10  # slow warm-up steps and partial batches: not step time
+    assert verdict.speed(base, head).ratio == pytest.approx(1.0)
+
+
+def test_too_few_pairs_say_what_to_do():
+    with pytest.raises(ValueError, match="train more steps"):
+        verdict.speed(blocks(0.03, 0.1, 8, 1), blocks(0.03, 0.1, 8, 2))
+
+
+HISTORY = [[0.5, 0.8, 0.4, 0.85], [0.3, 0.9, 0.3, 0.9]]
+
+
+def test_identical_histories_are_identical():
+    result = verdict.numerics(HISTORY, [list(e) for e in HISTORY], [0.3, 0.9], [0.3, 0.9], 0.01)
+    assert result.identical and result.describe() == "identical"
+
+
+def test_parting_histories_name_the_epoch_and_the_band():
+    head = [HISTORY[0], [0.31, 0.9, 0.3, 0.9]]
+    inside = verdict.numerics(HISTORY, head, [0.3, 0.9], [0.3, 0.895], 0.01)
+    assert not inside.identical and inside.parted_at == 2 and inside.outside_band is False
+    assert "part at epoch 2" in inside.describe() and "inside the seed band" in inside.describe()
+    outside = verdict.numerics(HISTORY, head, [0.3, 0.9], [0.3, 0.85], 0.01)
+    assert outside.outside_band and "OUTSIDE" in outside.describe()
+    unknown = verdict.numerics(HISTORY, head, [0.3, 0.9], [0.3, 0.85], None)
+    assert unknown.outside_band is None and "no stored baseline" in unknown.describe()
+
+
+def test_exit_codes_follow_the_gate():
+    def result(v):
+        speed = verdict.Speed(0.03, 0.03, 1.0, 0.99, 1.01, 10, 0.1, v)
+        return verdict.ArchResult("model_1_a", speed, None)
+
+    broken = verdict.ArchResult("model_1_b", None, None, "base: no such architecture")
+    assert verdict.exit_code([result("ok")]) == 0
+    assert verdict.exit_code([result("ok"), broken]) == 2
+    assert verdict.exit_code([result("unclear")]) == 2
+    assert verdict.exit_code([result("slower"), broken]) == 1
+
+
+def test_thresholds_and_plants_are_checked_when_parsed():
+    from bench.cli.options import fraction, plant
+
+    assert fraction("10%") == pytest.approx(0.10) and fraction("0.05") == 0.05
+    for bad in ("0", "150%", "ten"):
+        with pytest.raises(Exception, match="fraction"):
+            fraction(bad)
+    assert plant("slow-step:0.1") == "slow-step:0.1"
+    for bad in ("slow-step:-1", "slow-step:x", "fast-step"):
+        with pytest.raises(Exception, match="unknown plant"):
+            plant(bad)
+    assert plants.trainer_options("slow-step:0.1", "data")["callbacks"]
+
+
+def test_a_missing_ref_is_refused_before_anything_runs():
+    with pytest.raises(CompareError, match="does not exist"):
+        resolve_ref("no-such-branch-xyz", source_root())
+
+
+def compare(tmp_path, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "bench", "compare", "--out", str(tmp_path), *args],
+        capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+
+
+def test_the_command_refuses_a_missing_ref_with_one_line(tmp_path):
+    result = compare(tmp_path, "--base", "no-such-branch-xyz", "--archs", "model_1_a")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: the ref 'no-such-branch-xyz' does not exist in {source_root()} (git rev-parse "
+        "found no commit); give a branch, tag or commit, e.g. HEAD~1 or main"
+    ]
+    assert not (tmp_path / "compare" / "comparison.json").exists()
+
+
+def test_a_comparison_needs_a_base_and_one_seed():
+    from bench.compare.session import compare as run
+
+    settings = Settings.parse(lambda dest: None)
+    with pytest.raises(Exception, match="--base REF"):
+        run(settings)
+    with pytest.raises(Exception, match="one seed"):
+        run(Settings.parse(lambda dest: {"base": "HEAD", "seeds": [0, 1]}.get(dest)))
+
+
+SMOKE = ("--base", "HEAD", "--archs", "model_1_a", "--budget", "smoke", "--epochs", "4")
+"""16 steps a side: 13 timed pairs after the warm-up, in seconds."""
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_a_planted_slowdown_fails_with_identical_numerics(tmp_path):
+    result = compare(tmp_path, *SMOKE, "--plant", "slow-step")  # each step 3x
+    assert result.returncode == 1, result.stdout + result.stderr[-3000:]
+    assert "REGRESSION: step time significantly slower" in result.stdout
+    document = json.loads((tmp_path / "compare" / "comparison.json").read_text())
+    (arch,) = document["archs"]
+    assert arch["status"] == "regression" and arch["numerics"]["identical"]
+    assert arch["speed"]["pairs"] == 13 and arch["speed"]["ratio"] > 2
+    assert document["exit_status"] == 1 and document["head"]["label"] == "working tree"
+    assert len(arch["blocks"]["base"]) == len(arch["blocks"]["head"]) == 16
+    assert "compare model_1_a: block 16/16" in result.stderr  # progress while it runs
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_changed_numerics_are_not_identical_and_say_where_they_part(tmp_path):
+    result = compare(tmp_path, *SMOKE, "--plant", "lr0")
+    document = json.loads((tmp_path / "compare" / "comparison.json").read_text())
+    (arch,) = document["archs"]
+    assert not arch["numerics"]["identical"] and arch["numerics"]["parted_at"] == 1
+    assert "part at epoch 1" in result.stdout
+    assert document["exit_status"] == result.returncode
+
+
+@pytest.mark.slow
+def test_a_base_that_cannot_train_is_a_row_and_exit_2(tmp_path):
+    bare = getattr(sys, "_base_executable", None)
+    probe = subprocess.run([bare or "", "-c", "import keras"], capture_output=True, check=False)
+    if not bare or probe.returncode == 0:
+        pytest.skip("no interpreter without Keras to stand for a broken base")
+    result = compare(tmp_path, "--base-python", bare, "--archs", "model_1_a", "--budget", "smoke")
+    assert result.returncode == 2, result.stdout + result.stderr[-2000:]
+    assert "CANNOT COMPARE: model_1_a" in result.stdout
+    assert "base (working tree with" in result.stdout and "No module named" in result.stdout
