@@ -240,11 +240,16 @@ class Gate:
 
     def write_markdown(self, path: Path | None) -> Path | None:
         """Append the Markdown summary to `path`, else to $GITHUB_STEP_SUMMARY when set."""
-        target = path or (Path(os.environ["GITHUB_STEP_SUMMARY"])
-                          if os.environ.get("GITHUB_STEP_SUMMARY") else None)  # fmt: skip
-        if target is None:
-            return None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("a", encoding="utf-8") as handle:  # GitHub's summary file appends
-            handle.write(self.markdown() + "\n")
-        return target
+        return append_summary(path, self.markdown())
+
+
+def append_summary(path: Path | None, markdown: str) -> Path | None:
+    """Append Markdown to `path`, else to $GITHUB_STEP_SUMMARY when set; return where."""
+    target = path or (Path(os.environ["GITHUB_STEP_SUMMARY"])
+                      if os.environ.get("GITHUB_STEP_SUMMARY") else None)  # fmt: skip
+    if target is None:
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("a", encoding="utf-8") as handle:  # GitHub's summary file appends
+        handle.write(markdown + "\n")
+    return target

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bench.cli.peers import verdicts
+from bench.cli.peers import available, verdicts
 from bench.training.precisions import resolve
 
 
@@ -36,6 +36,31 @@ def test_no_verdict_without_the_harness():
     assert line == "model_1_a: no verdict (the harness or every other peer failed)"
 
 
+def test_a_bfloat16_peer_is_skipped_where_the_cpu_would_emulate_it():
+    pytest.importorskip("torch")
+    reason = available("torch-bf16", flags=frozenset({"avx2", "fma"}))
+    assert reason.startswith("skipped: this CPU has no bfloat16 arithmetic")
+    assert available("torch-bf16", flags=frozenset({"avx512_bf16"})) is None
+    assert available("torch-fp32", flags=frozenset({"avx2"})) is None
+
+
+def run_peers(tmp_path, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "bench", "peers", "--arch", "model_1_a", "--samples", "512",
+         "--out", str(tmp_path), *args],
+        capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_peer_over_its_time_limit_is_a_row_with_its_error(tmp_path):
+    result = run_peers(tmp_path, "--epochs", "2", "--peers", "harness", "--peer-limit", "1")
+    assert result.returncode == 1, result.stderr[-2000:]
+    (row,) = json.loads((tmp_path / "peers.json").read_text())["results"]
+    assert row["timed_out"] and row["error"] == "timed out: over its limit of 1 s (--peer-limit)"
+    assert "timed out: over its limit" in result.stdout  # in the table, not silently gone
+
+
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_peers_command_runs_each_peer_in_its_own_process(tmp_path):
@@ -49,11 +74,15 @@ def test_peers_command_runs_each_peer_in_its_own_process(tmp_path):
         capture_output=True, text=True, check=False, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "peers model_1_a: epoch 1/2" in result.stdout  # progress while it runs
+    assert "peers model_1_a: epoch 2/2" in result.stdout
     document = json.loads(out.read_text())
     rows = {r["peer"]: r for r in document["results"]}
     assert list(rows) == peers
+    assert document["interleaved"]
     for name, peer in rows.items():
         assert "error" not in peer, (name, peer)
+        assert len(peer["epoch_seconds"]) == 2
         assert peer["params"] == 113_162
         assert peer["samples_per_second"] > 0 and 0 < peer["fraction_of_peak"] < 1.5
     assert rows["harness"]["ratio_to_harness"] == 1.0

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     peers.add_argument(
         "--peers", nargs="+", choices=PEERS, default=list(PEERS), help="peers (default: all)"
     )
+    peers.add_argument("--peer-limit", type=positive, default=1800,
+                       help="seconds of its own work each peer gets per architecture (default "
+                       "1800); one over it is stopped and reported")  # fmt: skip
     history = commands.add_parser(
         "history", help="trends and change points across commits, from saved benchmark runs"
     )
@@ -357,15 +360,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_peers(args: argparse.Namespace) -> int:
-    """Run the peer benchmark."""
+    """Run the peer benchmark; 1 when a peer failed or ran over its limit (skipped: fine)."""
     from bench.cli import peers
 
     settings = _settings(args, archs=list(PEER_ARCHS))
     if args.epochs < 2:
         raise OptionError("--epochs must be >= 2 (the first epoch compiles and is not timed)")
-    out = layout.Results(settings.out).peers_json
-    peers.run_all(list(settings.archs), args.samples, args.epochs, out, tuple(args.peers))
-    return 0
+    results = layout.Results(settings.out)
+    rows = peers.run_all(list(settings.archs), args.samples, args.epochs, results,
+                         tuple(args.peers), args.peer_limit)  # fmt: skip
+    failed = [r for r in rows if "error" in r and not r.get("skipped")]
+    return 1 if failed else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

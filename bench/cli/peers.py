@@ -13,15 +13,21 @@ first, evaluation excluded) plus the matmul peak of its own process:
 * ``torch-fp32`` / ``torch-bf16``: a native PyTorch model with the same layer shapes and
   parameter count, plain loop with Adam, float32 and bfloat16 autocast.
 
+All of an architecture's peers start together and stay alive; their epochs then run one at
+a time in rounds whose order alternates (A B C, C B A, ...), as `python -m bench compare`
+interleaves its two sides, so that a machine slowing down mid-benchmark hits every peer
+alike. A line after each round shows progress. Each peer has `--peer-limit` seconds of its
+own work per architecture; one that runs over is stopped and, like one that fails, is a row
+with its error. A peer that computes in bfloat16 is skipped on a CPU without bfloat16
+arithmetic (it would be emulated: ten times slower than float32 on an AVX2 EPYC, measured).
+
 Run: ``python -m bench peers --arch model_1_a model_3_a``.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,6 +45,9 @@ PEERS = (
     "torch-bf16",
 )
 _BACKEND = {"keras-jax": "jax", "keras-torch": "torch"}
+REDUCED = {"torch-bf16": "bfloat16"}
+"""Peers that compute in a reduced precision whatever the CPU: skipped without native support
+(the harness's own `auto` falls back to float32 there by itself)."""
 
 
 def _data(samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,60 +58,76 @@ def _data(samples: int) -> tuple[np.ndarray, np.ndarray]:
     return preprocess(x_train[:samples], y_train[:samples])
 
 
-def _keras_harness(arch_id: str, samples: int, epochs: int, precision: str) -> dict[str, Any]:
-    from bench.measurement import metrics
-    from bench.training.budgets import Budget
-    from bench.training.trainer import train_run
+class _Harness:
+    """The harness's own Trainer, one epoch per call (evaluation after it, off the clock)."""
 
-    budget = Budget("peer", epochs=epochs, train_samples=samples, test_samples=1000,
-                    description="peer benchmark")  # fmt: skip
-    record = train_run(arch_id, budget, 0, precision=precision, write=lambda line: None)
-    derived = metrics.of(record)
-    if record.timing is None or record.final is None:
-        raise RuntimeError(f"{arch_id}: the harness run did not complete ({record.status})")
-    return {
-        "samples_per_second": derived.median_samples_per_second,
-        "peak_flops": record.timing.peak_flops,
-        "peak_dtype": record.timing.peak_dtype,
-        "precision": record.config.precision,
-        "params": record.arch.params,
-        "test_accuracy": record.final.test_accuracy,
-    }
+    def __init__(self, arch_id: str, samples: int, epochs: int, precision: str) -> None:
+        from bench.training.budgets import Budget
+        from bench.training.trainer import Trainer
+
+        budget = Budget("peer", epochs=epochs, train_samples=samples, test_samples=1000,
+                        description="peer benchmark")  # fmt: skip
+        self.trainer = Trainer(arch_id, budget, 0, precision=precision, write=lambda line: None)
+        self.trainer.start()
+
+    def epoch(self) -> float:
+        self.trainer.train_epoch()
+        self.trainer.evaluate_epoch()
+        record = self.trainer.record
+        assert record is not None
+        return record.epochs[-1].train_seconds
+
+    def result(self) -> dict[str, Any]:
+        record = self.trainer.finish()
+        self.trainer.close()
+        if record.timing is None or record.final is None:
+            raise RuntimeError(f"the harness run did not complete ({record.status})")
+        return {"peak_flops": record.timing.peak_flops, "peak_dtype": record.timing.peak_dtype,
+                "precision": record.config.precision, "params": record.arch.params,
+                "test_accuracy": record.final.test_accuracy}  # fmt: skip
 
 
-def _keras_notebook(arch_id: str, samples: int, epochs: int) -> dict[str, Any]:
-    import keras
+class _Notebook:
+    """The notebook's way: `model.fit` with `validation_data`, float32; training part timed."""
 
-    from archs import REGISTRY
-    from bench.data import preprocess
-    from bench.measurement.peak import matmul_peak
-    from bench.training.trainer import default_data
+    def __init__(self, arch_id: str, samples: int, epochs: int) -> None:
+        import keras
 
-    (_, _), (x_test, y_test) = default_data()
-    x, y = _data(samples)
-    xt, yt = preprocess(x_test[:1000], y_test[:1000])
-    keras.utils.set_random_seed(0)
-    model = REGISTRY[arch_id].build()
-    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-    spans: list[float] = []
+        from archs import REGISTRY
+        from bench.data import preprocess
+        from bench.training.trainer import default_data
 
-    class TrainClock(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self.started = time.perf_counter()
+        (_, _), (x_test, y_test) = default_data()
+        self.x, self.y = _data(samples)
+        self.test = preprocess(x_test[:1000], y_test[:1000])
+        keras.utils.set_random_seed(0)
+        self.model = REGISTRY[arch_id].build()
+        self.model.compile(loss="categorical_crossentropy", optimizer="adam",
+                           metrics=["accuracy"])  # fmt: skip
+        spans = self.spans = []
 
-        def on_test_begin(self, logs: Any = None) -> None:
-            spans.append(time.perf_counter() - self.started)
+        class TrainClock(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+                self.started = time.perf_counter()
 
-    history = model.fit(x, y, validation_data=(xt, yt), batch_size=128, epochs=epochs,
-                        verbose=0, callbacks=[TrainClock()])  # fmt: skip
-    return {
-        "samples_per_second": samples / float(np.median(spans[1:])),
-        "peak_flops": matmul_peak("float32"),
-        "peak_dtype": "float32",
-        "precision": "float32",
-        "params": model.count_params(),
-        "test_accuracy": float(history.history["val_accuracy"][-1]),
-    }
+            def on_test_begin(self, logs: Any = None) -> None:
+                spans.append(time.perf_counter() - self.started)
+
+        self.clock = TrainClock()
+        self.accuracy = None
+
+    def epoch(self) -> float:
+        history = self.model.fit(self.x, self.y, validation_data=self.test, batch_size=128,
+                                 epochs=1, verbose=0, callbacks=[self.clock])  # fmt: skip
+        self.accuracy = float(history.history["val_accuracy"][-1])
+        return self.spans[-1]
+
+    def result(self) -> dict[str, Any]:
+        from bench.measurement.peak import matmul_peak
+
+        return {"peak_flops": matmul_peak("float32"), "peak_dtype": "float32",
+                "precision": "float32", "params": self.model.count_params(),
+                "test_accuracy": self.accuracy}  # fmt: skip
 
 
 def torch_model(arch_id: str) -> Any:
@@ -133,40 +158,47 @@ def torch_model(arch_id: str) -> Any:
     return nn.Sequential(*layers)
 
 
-def _torch_native(arch_id: str, samples: int, epochs: int, bf16: bool) -> dict[str, Any]:
-    import torch
+class _Torch:
+    """A native PyTorch twin, plain loop with Adam; float32 or bfloat16 autocast."""
 
-    x, y = _data(samples)
-    images = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-    labels = torch.from_numpy(y.argmax(axis=1))
-    model = torch_model(arch_id)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    spans = []
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(epochs):
-        order = torch.randperm(samples, generator=generator)
+    def __init__(self, arch_id: str, samples: int, bf16: bool) -> None:
+        import torch
+
+        x, y = _data(samples)
+        self.images = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        self.labels = torch.from_numpy(y.argmax(axis=1))
+        self.model = torch_model(arch_id)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.loss = torch.nn.CrossEntropyLoss()
+        self.generator = torch.Generator().manual_seed(0)
+        self.samples, self.bf16 = samples, bf16
+
+    def epoch(self) -> float:
+        import torch
+
+        order = torch.randperm(self.samples, generator=self.generator)
         started = time.perf_counter()
-        model.train()
-        for start in range(0, samples, 128):
+        self.model.train()
+        for start in range(0, self.samples, 128):
             index = order[start : start + 128]
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = loss_fn(model(images[index]), labels[index])
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                loss = self.loss(self.model(self.images[index]), self.labels[index])
             loss.backward()
-            optimizer.step()
-        spans.append(time.perf_counter() - started)
-    a = torch.randn(2048, 2048, dtype=torch.bfloat16 if bf16 else torch.float32)
-    a @ a
-    best = min(_timed(lambda: a @ a) for _ in range(5))
-    return {
-        "samples_per_second": samples / float(np.median(spans[1:])),
-        "peak_flops": 2 * 2048**3 / best,
-        "peak_dtype": "bfloat16" if bf16 else "float32",
-        "precision": "bfloat16 autocast" if bf16 else "float32",
-        "params": sum(p.numel() for p in model.parameters()),
-        "test_accuracy": None,
-    }
+            self.optimizer.step()
+        return time.perf_counter() - started
+
+    def result(self) -> dict[str, Any]:
+        import torch
+
+        a = torch.randn(2048, 2048, dtype=torch.bfloat16 if self.bf16 else torch.float32)
+        a @ a
+        best = min(_timed(lambda: a @ a) for _ in range(5))
+        return {"peak_flops": 2 * 2048**3 / best,
+                "peak_dtype": "bfloat16" if self.bf16 else "float32",
+                "precision": "bfloat16 autocast" if self.bf16 else "float32",
+                "params": sum(p.numel() for p in self.model.parameters()),
+                "test_accuracy": None}  # fmt: skip
 
 
 def _timed(work: Any) -> float:
@@ -175,50 +207,48 @@ def _timed(work: Any) -> float:
     return time.perf_counter() - started
 
 
-def run_peer(peer: str, arch_id: str, samples: int, epochs: int) -> dict[str, Any]:
-    """Run one peer in this process (called in the child interpreter)."""
+def make_peer(peer: str, arch_id: str, samples: int, epochs: int) -> Any:
+    """Build one peer in this process (the child interpreter): `epoch()`, then `result()`."""
     if peer == "notebook":
-        return _keras_notebook(arch_id, samples, epochs)
+        return _Notebook(arch_id, samples, epochs)
     if peer == "harness":
-        return _keras_harness(arch_id, samples, epochs, "auto")
+        return _Harness(arch_id, samples, epochs, "auto")
     if peer in ("harness-fp32", "keras-jax", "keras-torch"):
-        return _keras_harness(arch_id, samples, epochs, "float32")
+        return _Harness(arch_id, samples, epochs, "float32")
     if peer in ("torch-fp32", "torch-bf16"):
-        return _torch_native(arch_id, samples, epochs, bf16=peer == "torch-bf16")
+        return _Torch(arch_id, samples, bf16=peer == "torch-bf16")
     raise ValueError(f"Unknown peer {peer!r}; valid: {', '.join(PEERS)}")
 
 
-def available(peer: str) -> str | None:
-    """Return why a peer cannot run here, or None when it can."""
-    needs = {
-        "keras-jax": "jax",
-        "keras-torch": "torch",
-        "torch-fp32": "torch",
-        "torch-bf16": "torch",
-    }
+def serve(peer: str, arch_id: str, samples: int, epochs: int) -> None:
+    """Serve one peer in a child interpreter: ready, an epoch per `go`, then its result."""
+    from bench.compare.side_process import receive, send
+
+    try:
+        run = make_peer(peer, arch_id, samples, epochs)
+        send(event="ready")
+        while receive().get("op") == "go":
+            send(event="epoch", seconds=run.epoch())
+        send(event="result", **run.result())
+    except Exception as error:
+        send(event="error", message=f"{type(error).__name__}: {error}")
+    receive()  # wait for quit (raises SystemExit)
+
+
+def available(peer: str, flags: frozenset[str] | None = None) -> str | None:
+    """Return why a peer does not run here (not installed, no native precision), or None."""
+    from bench.training.precisions import BF16_CPU_FLAGS, cpu_flags
+
+    needs = {"keras-jax": "jax", "keras-torch": "torch", "torch-fp32": "torch",
+             "torch-bf16": "torch"}  # fmt: skip
     module = needs.get(peer, "tensorflow")
     if importlib.util.find_spec(module) is None:
-        return f"{module} is not installed (pip install '.[backends]')"
+        return f"skipped: {module} is not installed (pip install '.[backends]')"
+    if peer in REDUCED and not (cpu_flags() if flags is None else flags) & BF16_CPU_FLAGS:
+        return ("skipped: this CPU has no bfloat16 arithmetic (AVX512_BF16 or AMX), so "
+                f"{REDUCED[peer]} would be emulated: many times slower than float32, and its "
+                "fraction of an emulated peak means nothing")  # fmt: skip
     return None
-
-
-def spawn(peer: str, arch_id: str, samples: int, epochs: int) -> dict[str, Any]:
-    """Run one peer in a fresh interpreter; return its measurements (or why it failed)."""
-    reason = available(peer)
-    if reason:
-        return {"peer": peer, "arch": arch_id, "error": reason}
-    env = {**os.environ, "KERAS_BACKEND": _BACKEND.get(peer, "tensorflow"),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}  # fmt: skip
-    code = (
-        "import json, sys; from bench.cli.peers import run_peer; "
-        f"print('PEER ' + json.dumps(run_peer({peer!r}, {arch_id!r}, {samples}, {epochs})))"
-    )
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                            text=True, check=False, timeout=3600)  # fmt: skip
-    lines = [line for line in result.stdout.splitlines() if line.startswith("PEER ")]
-    if result.returncode != 0 or not lines:
-        return {"peer": peer, "arch": arch_id, "error": result.stderr.strip()[-500:]}
-    return {"peer": peer, "arch": arch_id, **json.loads(lines[-1][5:])}
 
 
 def verdicts(results: list[dict[str, Any]]) -> list[str]:
@@ -243,26 +273,114 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+class _Running:
+    """One peer's process, and the seconds it has spent working (against its limit)."""
+
+    def __init__(self, peer: str, arch_id: str, samples: int, epochs: int, logs: Path) -> None:
+        from bench.compare.interleave import Worker
+
+        env = {**os.environ, "KERAS_BACKEND": _BACKEND.get(peer, "tensorflow"),
+               "TF_CPP_MIN_LOG_LEVEL": "3"}  # fmt: skip
+        code = ("import sys; from bench.cli.peers import serve; "
+                f"serve({peer!r}, {arch_id!r}, {samples}, {epochs})")  # fmt: skip
+        self.peer, self.spent, self.spans = peer, 0.0, []
+        self.worker = Worker(f"peer {peer}", [sys.executable, "-c", code], Path.cwd(), env,
+                             logs / f"{arch_id}-{peer}.log")  # fmt: skip
+
+    def expect(self, event: str, limit: float) -> dict[str, Any]:
+        started = time.monotonic()
+        try:
+            return self.worker.expect(event, timeout=max(limit - self.spent, 0.0))
+        finally:
+            self.spent += time.monotonic() - started
+
+
+def _measure(arch_id: str, peers: tuple[str, ...], samples: int, epochs: int, limit: float,
+             logs: Path, say: Any) -> list[dict[str, Any]]:  # fmt: skip
+    """Run the peers of one architecture, their epochs interleaved; return their rows."""
+    from bench.compare.interleave import TimedOut
+    from bench.compare.sides import CompareError
+
+    rows: dict[str, dict[str, Any]] = {}
+    running: dict[str, _Running] = {}
+    for peer in peers:
+        reason = available(peer)
+        if reason:
+            rows[peer] = {"peer": peer, "arch": arch_id, "error": reason, "skipped": True}
+        else:
+            running[peer] = _Running(peer, arch_id, samples, epochs, logs)
+
+    def fail(peer: str, error: Exception) -> None:
+        timed_out = isinstance(error, TimedOut)
+        text = (f"timed out: over its limit of {limit:.0f} s (--peer-limit)" if timed_out
+                else str(error).strip()[-500:])  # fmt: skip
+        rows[peer] = {"peer": peer, "arch": arch_id, "error": text, "timed_out": timed_out}
+        running.pop(peer).worker.kill()
+
+    started = time.monotonic()
+    try:
+        for peer in list(running):  # all start at once; their start-up is not timed
+            try:
+                running[peer].expect("ready", limit)
+            except CompareError as error:
+                fail(peer, error)
+        for index in range(epochs):  # rounds in alternating order: drift hits all alike
+            order = list(running) if index % 2 == 0 else list(reversed(running))
+            for peer in order:
+                try:
+                    running[peer].worker.send(op="go")
+                    running[peer].spans.append(running[peer].expect("epoch", limit)["seconds"])
+                except CompareError as error:
+                    fail(peer, error)
+            speeds = ", ".join(f"{p} {samples / r.spans[-1]:.0f}" for p, r in running.items())
+            say(f"peers {arch_id}: epoch {index + 1}/{epochs} (first untimed) samples/s: "
+                f"{speeds or 'none running'}; {time.monotonic() - started:.0f} s")  # fmt: skip
+        for peer, run in list(running.items()):
+            try:
+                run.worker.send(op="result")
+                result = run.expect("result", limit)
+            except CompareError as error:
+                fail(peer, error)
+                continue
+            result.pop("event")
+            rows[peer] = {"peer": peer, "arch": arch_id, **result,
+                          "samples_per_second": samples / float(np.median(run.spans[1:])),
+                          "epoch_seconds": run.spans}  # fmt: skip
+    finally:
+        for run in running.values():
+            run.worker.close()
+    return [rows[peer] for peer in peers]
+
+
 def run_all(
     archs: list[str],
     samples: int,
     epochs: int,
-    out: Path,
+    results_folder: Any,
     peers: tuple[str, ...] = PEERS,
+    limit: float = 1800.0,
+    say: Any = print,
 ) -> list[dict[str, Any]]:
     """Run the peers for every architecture; write JSON; print and return the table rows.
 
-    Ratios are to the harness default when it is among `peers`.
+    Each peer has `limit` seconds of its own work (start-up, epochs, result) per
+    architecture; one that exceeds it is stopped and is a row with its error, as is one that
+    fails. Ratios are to the harness default when it is among `peers`. `results_folder` is a
+    `bench.storage.layout.Results`: the JSON goes to its `peers_json`, each peer's log under
+    its `peers_logs`.
     """
     from tabulate import tabulate
 
     from bench.measurement.flops import arch_flops
     from bench.storage.atomic import write_json
 
+    out, logs = results_folder.peers_json, results_folder.peers_logs
     results = []
     for arch_id in archs:
         per_sample = arch_flops(arch_id)["training"]
-        rows = [spawn(peer, arch_id, samples, epochs) for peer in peers]
+        say(f"peers {arch_id}: {', '.join(peers)}; {samples} samples x {epochs} epochs, "
+            f"interleaved (first epoch not timed)")  # fmt: skip
+        rows = _measure(arch_id, peers, samples, epochs, limit, logs, say)
         harness = next((r for r in rows if r["peer"] == "harness" and "error" not in r), None)
         for row in rows:
             if "error" in row:
@@ -272,11 +390,10 @@ def run_all(
             if harness:
                 row["ratio_to_harness"] = row["samples_per_second"] / harness["samples_per_second"]
         results += rows
-        print(f"{arch_id}: {samples} samples x {epochs} epochs (first epoch not timed)", flush=True)
     table = [
         [r["arch"], r["peer"], r.get("precision"), r.get("params"), r.get("samples_per_second"),
          r.get("ratio_to_harness"), r.get("peak_dtype"), r.get("fraction_of_peak"),
-         r.get("error", "")[:60]]
+         r.get("error", "")[:90]]
         for r in results
     ]  # fmt: skip
     headers = ["arch", "peer", "precision", "params", "samples/s", "x harness", "peak dtype",
@@ -284,5 +401,6 @@ def run_all(
     print(tabulate(table, headers=headers, floatfmt=".2f"))
     summary = verdicts(results)
     print("\n".join(summary))
-    write_json(out, {"samples": samples, "epochs": epochs, "results": results, "verdicts": summary})
+    write_json(out, {"samples": samples, "epochs": epochs, "limit_seconds": limit,
+                     "interleaved": True, "results": results, "verdicts": summary})  # fmt: skip
     return results

@@ -21,7 +21,8 @@ from bench.cli.options import PYTEST_PREFIX, OptionError, Settings
 from bench.storage import layout
 
 PYTEST_OPTIONS = (*options.TRAINING, "out", "gate", "baselines", "summary", "regen",
-                  "allow-fewer-seeds", "plant")  # fmt: skip
+                  "allow-fewer-seeds", "plant", "base", "head", "base-python", "threshold",
+                  "block")  # fmt: skip
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,6 +39,8 @@ class BenchSession:
     gate: Any
     runs: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    comparison: Any = None
+    """The paired comparison with a base (`bench.compare`), when the session made one."""
 
     @property
     def results(self) -> layout.Results:
@@ -171,6 +174,15 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     }
 
 
+def pytest_benchmark_update_json(
+    config: pytest.Config, benchmarks: list, output_json: dict
+) -> None:
+    """Put the session's paired comparison, when it made one, into the benchmark JSON."""
+    bench = config.stash.get(_SESSION, None)
+    if bench is not None and bench.comparison is not None:
+        output_json["cnnbench_comparison"] = bench.comparison.document()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """With --cnnbench-regen, write the baseline from this session's runs (atomically)."""
     bench = session.config.stash.get(_SESSION, None)
@@ -196,9 +208,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """Print the gate's summary (what moved, the baselines chosen, crossings) and notes."""
     bench = config.stash.get(_SESSION, None)
-    if bench is None or not (bench.gate.checks or bench.notes):
+    if bench is None or not (bench.gate.checks or bench.notes or bench.comparison):
         return
     terminalreporter.section("cnnbench regression gate")
+    if bench.comparison is not None:
+        terminalreporter.write_line("paired comparison with the base, on this machine:")
+        terminalreporter.write_line(bench.comparison.summary())
+        from bench.gate import append_summary
+
+        written = append_summary(bench.settings.summary, bench.comparison.markdown())
+        if written and not bench.gate.checks:
+            terminalreporter.write_line(f"Markdown summary appended to {written}")
     if bench.gate.checks:
         terminalreporter.write_line(bench.gate.summary())
         written = bench.gate.write_markdown(bench.settings.summary)

@@ -39,21 +39,23 @@ class SideRun:
     done: dict[str, Any] = field(default_factory=dict)
 
 
-class SideProcess:
-    """One side's process: started in its tree and interpreter, spoken to in JSON lines."""
+class Worker:
+    """A long-lived child process spoken to in JSON lines (`side_process`'s protocol).
 
-    def __init__(self, side: Side, backend: str, log: Path, data: Path | None) -> None:
-        self.side = side
-        self.log = log
-        env = {**os.environ, "PYTHONPATH": str(side.root), "KERAS_BACKEND": backend,
-               "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}  # fmt: skip
-        if data is not None:
-            env["CNNBENCH_DATA"] = str(data)
+    Args:
+        name: who it is, for messages ("the base (HEAD~1 (abc1234))", "peer notebook").
+        argv, cwd, env: how to start it.
+        log: where its standard error (and stray standard output) goes.
+    """
+
+    def __init__(self, name: str, argv: Sequence[str], cwd: Path, env: dict[str, str],
+                 log: Path) -> None:  # fmt: skip
+        self.name, self.log = name, log
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log = log.open("w", encoding="utf-8")
         self.process = subprocess.Popen(
-            [side.python, "-c", BOOT, str(SIDE_SCRIPT)], cwd=side.root, env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
+            list(argv), cwd=cwd, env={**env, "PYTHONUNBUFFERED": "1"}, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self._log, text=True,
         )  # fmt: skip
         self._selector = selectors.DefaultSelector()
         assert self.process.stdout is not None
@@ -75,19 +77,23 @@ class SideProcess:
         self._log.flush()
         tail = self.log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:]
         return CompareError(
-            f"the {self.side.role} ({self.side.label}) does not run: its process exited with "
-            f"status {self.process.returncode}. Last lines of {self.log}:\n" + "\n".join(tail)
+            f"{self.name} does not run: its process exited with status "
+            f"{self.process.returncode}. Last lines of {self.log}:\n" + "\n".join(tail)
         )
 
-    def expect(self, event: str) -> dict[str, Any]:
-        """Return the next message, which must be `event`; CompareError on an error or exit."""
+    def expect(self, event: str, timeout: float = WAIT_SECONDS) -> dict[str, Any]:
+        """Return the next message, which must be `event`.
+
+        Raises TimedOut (after killing the process) when nothing comes in `timeout` seconds,
+        WorkerError when the process reports an error, CompareError when it has died.
+        """
         assert self.process.stdout is not None
-        deadline = time.monotonic() + WAIT_SECONDS
+        deadline = time.monotonic() + timeout
         while True:
             if not self._selector.select(timeout=max(deadline - time.monotonic(), 0)):
-                self.close()
-                raise CompareError(f"the {self.side.role} ({self.side.label}) said nothing "
-                                   f"for {WAIT_SECONDS:.0f} s; see {self.log}")  # fmt: skip
+                self.kill()
+                raise TimedOut(f"{self.name} said nothing for {timeout:.0f} s, and was "
+                               f"stopped; see {self.log}")  # fmt: skip
             line = self.process.stdout.readline()
             if not line:
                 raise self._died()
@@ -101,17 +107,23 @@ class SideProcess:
             if message["event"] == "error":
                 self._log.write(message.get("traceback", "") + "\n")
                 self._log.flush()
-                raise SideError(self.side, message["message"])
+                raise WorkerError(f"{self.name}: {message['message']}")
             if message["event"] != event:
-                raise CompareError(f"the {self.side.role} said {message['event']!r} where "
-                                   f"{event!r} was due")  # fmt: skip
+                raise CompareError(f"{self.name} said {message['event']!r} where {event!r} "
+                                   "was due")  # fmt: skip
             return message
 
     def abandon(self) -> None:
-        """Drop the run this side is in the middle of (the other side failed)."""
+        """Drop the run it is in the middle of (the other side failed)."""
         if self.waiting:
             self.send(op="abandon")
             self.expect("abandoned")
+
+    def kill(self) -> None:
+        """Stop the process now."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def close(self) -> None:
         """Tell the process to quit; kill it if it does not."""
@@ -120,16 +132,26 @@ class SideProcess:
                 self.send(op="quit")
                 self.process.wait(timeout=30)
             except (CompareError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
+                self.kill()
         self._log.close()
 
 
-class SideError(CompareError):
-    """A side could not run one architecture (the comparison goes on with the next)."""
+class WorkerError(CompareError):
+    """A worker could not do what it was asked (it is still alive: the next task may run)."""
 
-    def __init__(self, side: Side, message: str) -> None:
-        super().__init__(f"{side.role} ({side.label}): {message}")
+
+class TimedOut(CompareError):
+    """A worker took longer than it was given, and was stopped."""
+
+
+def side_worker(side: Side, backend: str, log: Path, data: Path | None) -> Worker:
+    """Start one side's process: the side's interpreter, its tree first on the path."""
+    env = {**os.environ, "PYTHONPATH": str(side.root), "KERAS_BACKEND": backend,
+           "TF_CPP_MIN_LOG_LEVEL": "2"}  # fmt: skip
+    if data is not None:
+        env["CNNBENCH_DATA"] = str(data)
+    return Worker(f"the {side.role} ({side.label})", [side.python, "-c", BOOT, str(SIDE_SCRIPT)],
+                  side.root, env, log)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -166,23 +188,25 @@ class Pair:
         head_plant: str = "none", say: Say = _say,
     ) -> None:  # fmt: skip
         self.head_plant, self.say = head_plant, say
-        self.sides: list[SideProcess] = []
+        self.roots = (base.root, head.root)
+        self.sides: list[Worker] = []
         try:
             for side in (base, head):
-                self.sides.append(SideProcess(side, backend, logs / f"{side.role}.log", data))
-            self.hello = [self._hello(p) for p in self.sides]
+                self.sides.append(side_worker(side, backend, logs / f"{side.role}.log", data))
+            self.hello = [
+                self._hello(p, root) for p, root in zip(self.sides, self.roots, strict=True)
+            ]
         except BaseException:
             self.close()
             raise
 
-    def _hello(self, process: SideProcess) -> dict[str, Any]:
+    def _hello(self, process: Worker, root: Path) -> dict[str, Any]:
         hello = process.expect("hello")
         imported = Path(hello["bench"]).resolve()
-        if not imported.is_relative_to(process.side.root.resolve()):
-            raise CompareError(f"the {process.side.role} imported the harness from {imported}, "
-                               f"not from its tree {process.side.root}: an installed copy "
-                               "shadows it; install it editable or unset PYTHONPATH "
-                               "overrides")  # fmt: skip
+        if not imported.is_relative_to(root.resolve()):
+            raise CompareError(f"{process.name} imported the harness from {imported}, not "
+                               f"from its tree {root}: an installed copy shadows it; install "
+                               "it editable (pip install -e .)")  # fmt: skip
         return hello
 
     def close(self) -> None:
@@ -193,12 +217,12 @@ class Pair:
     def run(self, task: Task) -> tuple[SideRun, SideRun]:
         """Train one architecture on both sides, interleaved; return what each reported.
 
-        SideError when a side cannot run it: the other side drops it too, and both are
+        WorkerError when a side cannot run it: the other side drops it too, and both are
         ready for the next architecture.
         """
         try:
             return self._run(task)
-        except SideError:
+        except WorkerError:
             for process in self.sides:
                 process.abandon()
             raise
@@ -212,13 +236,13 @@ class Pair:
         for process, run in zip(self.sides, runs, strict=True):
             try:  # read both answers, so that neither is left unread
                 run.ready = process.expect("ready")
-            except SideError as error:
+            except WorkerError as error:
                 failed.append(error)
         if failed:
             raise failed[0]
         if runs[0].ready["steps"] != runs[1].ready["steps"]:
-            raise SideError(head.side, f"trains {runs[1].ready['steps']} steps where the base "
-                            f"trains {runs[0].ready['steps']}: not comparable")  # fmt: skip
+            raise WorkerError(f"{head.name} trains {runs[1].ready['steps']} steps where the base "
+                              f"trains {runs[0].ready['steps']}: not comparable")  # fmt: skip
         total = -(-runs[0].ready["steps"] // task.block)
         started = last = time.monotonic()
         for index in range(total):

@@ -13,7 +13,7 @@ from typing import Any
 
 from bench.cli.options import OptionError, Settings
 from bench.compare import verdict
-from bench.compare.interleave import Pair, Say, SideError, Task, _say
+from bench.compare.interleave import Pair, Say, Task, WorkerError, _say
 from bench.compare.sides import Side, prepared
 from bench.storage import layout
 from bench.storage.atomic import write_json
@@ -74,6 +74,13 @@ class Comparison:
         if not regressions and not unclear:
             lines.append(f"ok: no step time slower by {self.threshold:.0%} (95% confidence)")
         return "\n".join(lines)
+
+    def markdown(self) -> str:
+        """Return the comparison as GitHub-flavoured Markdown (for a CI job's summary)."""
+        mark = {0: "✅ passed", 1: "❌ regression", 2: "⚠️ cannot compare"}[self.exit_code]
+        return (f"### cnnbench paired comparison: {mark}\n\nbase `{self.base.label}`, head "
+                f"`{self.head.label}`, threshold {self.threshold:.0%}, same machine, "
+                f"interleaved.\n\n{verdict.table(self.results, 'github')}\n")  # fmt: skip
 
     def document(self) -> dict[str, Any]:
         """Return the machine-readable comparison (`results/compare/comparison.json`)."""
@@ -174,7 +181,7 @@ def _one(settings: Settings, pair: Pair, task: Task, backend: str,
          comparison: Comparison) -> verdict.ArchResult:  # fmt: skip
     try:
         base, head = pair.run(task)
-    except SideError as error:
+    except WorkerError as error:
         return verdict.ArchResult(task.arch, None, None, str(error))
     comparison.raw[task.arch] = {
         "precision": {"base": base.ready["precision"], "head": head.ready["precision"]},

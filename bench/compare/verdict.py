@@ -246,7 +246,7 @@ def exit_code(results: Sequence[ArchResult]) -> int:
     return 1 if "regression" in statuses else 2 if "cannot compare" in statuses else 0
 
 
-def table(results: Sequence[ArchResult]) -> str:
+def table(results: Sequence[ArchResult], tablefmt: str = "simple") -> str:
     """Return the human table: step times, the change with its interval, verdict, numerics."""
     rows = []
     for r in results:
@@ -264,4 +264,4 @@ def table(results: Sequence[ArchResult]) -> str:
         ])  # fmt: skip
     headers = ["arch", "base ms/step", "head ms/step", "step time change [95% CI]", "pairs",
                "speed", "history (same seed)"]  # fmt: skip
-    return tabulate(rows, headers=headers, disable_numparse=True)
+    return tabulate(rows, headers=headers, disable_numparse=True, tablefmt=tablefmt)

@@ -11,6 +11,7 @@ default `results`) holds:
     benchmark.json                              pytest-benchmark's JSON (`pytest bench`)
     report/                                     figures and report.md
     peers.json                                  the peer benchmark
+    peers-logs/<arch>-<peer>.log                what each peer's process printed
     compare/comparison.json                     a paired base-vs-head comparison,
     compare/base.log, head.log                  and what each side's process printed
     history/                                    saved benchmark runs by commit
@@ -105,6 +106,11 @@ class Results:
     def peers_json(self) -> Path:
         """The peer benchmark's results."""
         return self.root / "peers.json"
+
+    @property
+    def peers_logs(self) -> Path:
+        """What each peer's process printed, one log per architecture and peer."""
+        return self.root / "peers-logs"
 
 
 def _packaged() -> Path:

@@ -1,0 +1,20 @@
+"""The paired comparison inside `pytest bench`: base against head on this machine, interleaved.
+
+Run: pytest bench -k compare --cnnbench-base=HEAD~1 [--cnnbench-archs=...] [--benchmark-json
+out.json]. Skipped without --cnnbench-base or --cnnbench-base-python. One test for all the
+architectures: both sides' processes live through the whole comparison. The comparison is in
+the benchmark JSON (`cnnbench_comparison`) and in the gate's section of the summary.
+"""
+
+import pytest
+
+from bench.compare.session import compare
+
+
+def test_compare_with_base(cnnbench, live_write):
+    settings = cnnbench.settings
+    if settings.base is None and settings.base_python is None:
+        pytest.skip("no base to compare with: --cnnbench-base=REF or --cnnbench-base-python=PY")
+    cnnbench.comparison = compare(settings, say=live_write)
+    if cnnbench.comparison.exit_code:
+        pytest.fail(cnnbench.comparison.summary(), pytrace=False)
