@@ -7,8 +7,10 @@ the only difference) at a budget of seconds.
 
 import itertools
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,23 +165,33 @@ def test_a_comparison_needs_a_base_and_one_seed():
         run(Settings.parse(lambda dest: {"base": "HEAD", "seeds": [0, 1]}.get(dest)))
 
 
+SUITES = Path(__file__).resolve().parents[1] / "bench" / "suites"
 SMOKE = ("--base", "HEAD", "--archs", "model_1_a", "--budget", "smoke", "--epochs", "4")
 """16 steps a side: 13 timed pairs after the warm-up, in seconds."""
 
 
 @pytest.mark.slow
 @pytest.mark.real_data
-def test_a_planted_slowdown_fails_with_identical_numerics(tmp_path):
-    result = compare(tmp_path, *SMOKE, "--plant", "slow-step")  # each step 3x
-    assert result.returncode == 1, result.stdout + result.stderr[-3000:]
-    assert "REGRESSION: step time significantly slower" in result.stdout
-    document = json.loads((tmp_path / "compare" / "comparison.json").read_text())
+def test_pytest_bench_fails_a_planted_slowdown_and_carries_the_comparison(pytester):
+    """Through `pytest bench`: the failure, the gate's section, the benchmark JSON."""
+    shutil.copytree(SUITES, pytester.path / "suites")
+    out = pytester.path / "out"
+    options = [f"--cnnbench-{o[2:]}={v}" for o, v in zip(SMOKE[::2], SMOKE[1::2], strict=True)]
+    result = pytester.runpytest_subprocess(
+        "suites", "-k", "compare", "-p", "no:cacheprovider", *options, f"--cnnbench-out={out}",
+        "--cnnbench-plant=slow-step", f"--benchmark-json={out / 'bench.json'}",
+    )  # each step 3x slower in the head  # fmt: skip
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*cnnbench regression gate*", "*paired comparison with the base*",
+                                 "*model_1_a*REGRESSION*identical*",
+                                 "REGRESSION: step time significantly slower*"])  # fmt: skip
+    document = json.loads((out / "bench.json").read_text())["cnnbench_comparison"]
+    assert document == json.loads((out / "compare" / "comparison.json").read_text())
     (arch,) = document["archs"]
     assert arch["status"] == "regression" and arch["numerics"]["identical"]
     assert arch["speed"]["pairs"] == 13 and arch["speed"]["ratio"] > 2
     assert document["exit_status"] == 1 and document["head"]["label"] == "working tree"
     assert len(arch["blocks"]["base"]) == len(arch["blocks"]["head"]) == 16
-    assert "compare model_1_a: block 16/16" in result.stderr  # progress while it runs
 
 
 @pytest.mark.slow
@@ -191,6 +203,7 @@ def test_changed_numerics_are_not_identical_and_say_where_they_part(tmp_path):
     assert not arch["numerics"]["identical"] and arch["numerics"]["parted_at"] == 1
     assert "part at epoch 1" in result.stdout
     assert document["exit_status"] == result.returncode
+    assert "compare model_1_a: block 16/16" in result.stderr  # progress while it runs
 
 
 @pytest.mark.slow

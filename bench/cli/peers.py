@@ -315,7 +315,7 @@ def _measure(arch_id: str, peers: tuple[str, ...], samples: int, epochs: int, li
         text = (f"timed out: over its limit of {limit:.0f} s (--peer-limit)" if timed_out
                 else str(error).strip()[-500:])  # fmt: skip
         rows[peer] = {"peer": peer, "arch": arch_id, "error": text, "timed_out": timed_out}
-        running.pop(peer).worker.kill()
+        running.pop(peer).worker.close()
 
     started = time.monotonic()
     try:

@@ -9,6 +9,7 @@ pair of pairs. `bench.compare.verdict` turns the blocks into a ratio and a verdi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -126,13 +127,18 @@ class Worker:
             self.process.wait()
 
     def close(self) -> None:
-        """Tell the process to quit; kill it if it does not."""
+        """Tell the process to quit (kill it if it does not); close its pipes and log."""
         if self.process.poll() is None:
             try:
                 self.send(op="quit")
                 self.process.wait(timeout=30)
             except (CompareError, subprocess.TimeoutExpired):
                 self.kill()
+        self._selector.close()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):  # a pipe the child broke
+                    stream.close()
         self._log.close()
 
 
