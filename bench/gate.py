@@ -10,10 +10,13 @@ versions); `summary()` is the table both front ends print. The bands:
   floor = 0.01): k * sd lets an honest rerun with another seed pass, the floor keeps a band
   from collapsing when a few seeds agree;
 * loss: fail above ``mean + max(k * sd, floor_rel * mean)`` (floor_rel = 0.25);
-* efficiency (`mode="all"`): fail below ``min * (1 - margin)`` (margin = 0.25), from the
-  slowest honest seed, because speed on a shared machine is bimodal; not checked for a run
-  that shared its machine with other runs of a study, nor against a baseline whose runs all
-  did (the summary says so);
+* speed (`mode="all"`), only against a baseline of this run's own device class (across
+  devices a stored band cannot be both tight and safe: `python -m bench compare` measures
+  speed on the runner instead), and not for a run that shared its machine with other runs of
+  a study, nor against a baseline whose runs all did (the summary says which and why): the
+  steady step time (`metrics.STEP_CLOCK`) fails above ``mean + max(k * sd, floor * mean)``
+  over the baseline's seeds (k = 3, floor = 0.05); a baseline without per-step timings
+  (version 4 and older) falls back to efficiency, failing below ``min * (1 - 0.25)``;
 * epochs to the budget's target accuracy (when the baseline's seeds all reached it): fail
   above ``max * (1 + target_margin)`` (0.5) or when not reached: a change that trains faster
   per step but needs more epochs fails here (MLPerf's and AlgoPerf's time-to-accuracy).
@@ -85,13 +88,20 @@ def compare(record: RunRecord, resolved: Resolved, *, speed: bool = True) -> lis
         raise BaselineError(f"{origin} has no entry for {arch_id}.")
     entry, tolerance = baseline.archs[arch_id], baseline.tolerance_for(arch_id)
     observed, seed = metrics.of(record), record.config.seed
+    speed = speed and not record.shared_machine
     checks = [
         Check(arch_id, "test_accuracy", observed.test_accuracy, entry.test_accuracy.mean,
               tolerance.lowest_accuracy(entry.test_accuracy), "min", origin, seed),
         Check(arch_id, "test_loss", observed.test_loss, entry.test_loss.mean,
               tolerance.highest_loss(entry.test_loss), "max", origin, seed),
     ]  # fmt: skip
-    if speed and entry.efficiency is not None and not record.shared_machine:
+    step = entry.stats(metrics.STEP_CLOCK)
+    if speed and step is not None:
+        checks.append(
+            Check(arch_id, metrics.STEP_CLOCK, getattr(observed, metrics.STEP_CLOCK), step.mean,
+                  tolerance.slowest_step(step), "max", origin, seed)
+        )  # fmt: skip
+    elif speed and entry.efficiency is not None:
         checks.append(
             Check(arch_id, "efficiency", observed.efficiency, entry.efficiency.mean,
                   tolerance.lowest_efficiency(entry.efficiency), "min", origin, seed)
@@ -175,9 +185,16 @@ class Gate:
         self.commits[str(resolved.path)] = resolved.baseline.provenance.git_commits
         self.crossings.update(resolved.crossings)
         speed = self.mode == "all"
+        other_device = [c for c in resolved.crossings if c.startswith("device:")]
         if speed and record.shared_machine:
             self.unchecked.append(f"{record.label}: speed not gated (it shared its machine with "
                                   f"{record.provenance.concurrent_runs} other run(s))")  # fmt: skip
+            speed = False
+        elif speed and other_device:
+            self.unchecked.append(f"{record.label}: speed not gated against a baseline of "
+                                  f"another device ({other_device[0][8:]}); `python -m bench "
+                                  "compare` measures speed on this runner")  # fmt: skip
+            speed = False
         elif (
             speed
             and resolved.baseline.archs.get(record.arch.id, None) is not None

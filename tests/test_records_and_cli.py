@@ -28,7 +28,7 @@ def _mutate(change):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d.update(version=9), "reads versions up to 4 of cnn-mnist-bench/run, got 9"),
+        (lambda d: d.update(version=9), "reads versions up to 5 of cnn-mnist-bench/run, got 9"),
         (lambda d: d.update(schema="other"), "schema: expected"),
         (lambda d: d["config"].pop("seed"), "config.seed: missing"),
         (lambda d: d["config"].update(seed=2**32), r"config\.seed: 4294967296 is outside"),
@@ -82,7 +82,7 @@ def test_version_1_records_are_migrated(tmp_path):
         path = tmp_path / f"{document['status']}.json"
         path.write_text(json.dumps(document))
         loaded = records.load(path)
-        assert loaded.version == 4
+        assert loaded.version == 5
     assert records.load(tmp_path / "completed.json").timing == make_record().timing
     assert records.load(tmp_path / "running.json").timing is None
 

@@ -39,12 +39,12 @@ from functools import lru_cache
 
 from tabulate import tabulate
 
+from bench.measurement.metrics import WARMUP_STEPS
+
 CONFIDENCE = 0.95
 DEFAULT_THRESHOLD = 0.10
 MIN_PAIRS = 6
 """Below this many block pairs no 95% interval excludes anything: cannot compare."""
-WARMUP_STEPS = 3
-"""Each side's first steps: the first traces and compiles, the next settle memory and caches."""
 
 Step = Sequence[float]
 """One step as the side process reports it: wall seconds, CPU seconds, 1 if a partial batch."""

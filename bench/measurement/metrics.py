@@ -3,7 +3,8 @@
 The gate, the benchmark's `extra_info` and the report all read `RunMetrics`, so a name means
 the same thing everywhere:
 
-* steady epochs are the epochs that did not trace and compile the train step;
+* steady epochs are the epochs that did not trace and compile the train step; steady steps
+  are every step but a process's first `WARMUP_STEPS` and a partial last batch;
 * `median_*` is over steady epochs (the typical speed), `best_*` is the fastest steady epoch
   (what the code achieves when the shared machine is not throttling it, as
   pytest-benchmark's `min`);
@@ -35,6 +36,10 @@ class RunMetrics:
     """Training FLOP/s in the fastest steady epoch."""
     efficiency: float | None
     """`achieved_flops` as a fraction of the same process's matmul peak."""
+    step_seconds: float | None
+    """Median over epochs of each epoch's median steady-step wall seconds (None: not measured)."""
+    step_cpu_seconds: float | None
+    """The same in process CPU seconds (all threads)."""
     train_seconds_total: float
     eval_seconds_total: float
     peak_rss_mb: float | None
@@ -84,10 +89,22 @@ def time_to_target(record: RunRecord, target: float) -> TimeToTarget:
     return TimeToTarget(target, False)
 
 
+WARMUP_STEPS = 3
+"""A process's first training steps, not steady: the first traces and compiles the step, the
+next settle memory and caches (the paired comparison and the step clock both leave them out)."""
 GATED = ("test_accuracy", "test_loss", "efficiency", "best_samples_per_second")
 """The metrics a baseline stores per architecture."""
 SPEED = ("efficiency", "best_samples_per_second")
 """The timings among them: kept only from runs that had their machine to themselves."""
+STEP = ("step_seconds", "step_cpu_seconds")
+"""Per-step timings a baseline stores when every one of its runs measured them (records v5)."""
+STEP_CLOCK = "step_seconds"
+"""The per-step timing the stored-baseline gate checks: the steadier of the two, measured
+(README, "The stored-baseline gate")."""
+
+
+def _median_of(values: list[float | None]) -> float | None:
+    return statistics.median(values) if values and None not in values else None  # type: ignore[type-var]
 
 
 def of(record: RunRecord) -> RunMetrics:
@@ -113,6 +130,8 @@ def of(record: RunRecord) -> RunMetrics:
         best_samples_per_second=samples / best if best else None,
         achieved_flops=achieved,
         efficiency=achieved / timing.peak_flops if achieved and timing else None,
+        step_seconds=_median_of([e.step_seconds for e in record.epochs]),
+        step_cpu_seconds=_median_of([e.step_cpu_seconds for e in record.epochs]),
         train_seconds_total=sum(e.train_seconds for e in record.epochs),
         eval_seconds_total=sum(e.eval_seconds for e in record.epochs),
         peak_rss_mb=timing.peak_rss_mb if timing else None,

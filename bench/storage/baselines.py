@@ -9,10 +9,10 @@ Speed statistics come only from runs that had their machine to themselves (a stu
 that shared a machine keep their accuracy but not their timings); an architecture with no
 such run has no speed statistics, and the gate then does not check its speed.
 
-Versions: this harness writes version 4. Version 1 (whose best-epoch throughput was called
-`samples_per_second`), version 2 (before time-to-target) and version 3 (speed statistics
-always present) are migrated on load; any other version is refused with the command that
-regenerates it.
+Versions: this harness writes version 5. Version 1 (whose best-epoch throughput was called
+`samples_per_second`), version 2 (before time-to-target), version 3 (speed statistics
+always present) and version 4 (before per-step timings) are migrated on load; any other
+version is refused with the command that regenerates it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from bench.training.backends import BACKENDS, relevant_libraries
 from bench.training.precisions import POLICIES
 
 SCHEMA = "cnn-mnist-bench/baseline"
-VERSION = 4
+VERSION = 5
 MIN_SEEDS = 2
 """The fewest seeds per architecture a baseline is made from: a band needs a spread."""
 
@@ -52,7 +52,9 @@ class Tolerance:
 
     * accuracy fails below ``mean - max(k * sd, accuracy_floor)``;
     * loss fails above ``mean + max(k * sd, loss_floor_rel * mean)``;
-    * efficiency fails below ``min * (1 - efficiency_margin)``;
+    * the steady step time (`metrics.STEP_CLOCK`) fails above
+      ``mean + max(step_k * sd, step_floor * mean)``;
+    * efficiency fails below ``min * (1 - efficiency_margin)`` (baselines without step times);
     * epochs to the budget's target accuracy fail above ``max * (1 + target_margin)`` or when
       the target is not reached (only for baselines whose every seed reached it).
     """
@@ -62,13 +64,18 @@ class Tolerance:
     loss_floor_rel: float = field(default=0.25, metadata=bounds(0, 5))
     efficiency_margin: float = field(default=0.25, metadata=bounds(0, 0.9))
     target_margin: float = field(default=0.5, metadata=bounds(0, 10))
+    step_k: float = field(default=3.0, metadata=bounds(0, 10))
+    step_floor: float = field(default=0.05, metadata=bounds(0, 1))
 
     def describe(self) -> dict[str, str]:
         """Return the band rule, in words, with this tolerance's numbers."""
         return {
             "test_accuracy": f"fail below mean - max({self.k} * sd, {self.accuracy_floor})",
             "test_loss": f"fail above mean + max({self.k} * sd, {self.loss_floor_rel} * mean)",
-            "efficiency": f"fail below min * (1 - {self.efficiency_margin})",
+            "efficiency": f"fail below min * (1 - {self.efficiency_margin}) (only for a "
+            "baseline without per-step timings)",
+            metrics.STEP_CLOCK: f"fail above mean + max({self.step_k} * sd, {self.step_floor} "
+            "* mean) (only on the baseline's own device class)",
             "epochs_to_target": f"fail when not reached, or above max * (1 + "
             f"{self.target_margin}) (only when every baseline seed reached the target)",
         }
@@ -84,6 +91,10 @@ class Tolerance:
     def lowest_efficiency(self, efficiency: MetricStats) -> float:
         """Return the lowest passing efficiency."""
         return efficiency.min * (1 - self.efficiency_margin)
+
+    def slowest_step(self, step: MetricStats) -> float:
+        """Return the slowest passing step time."""
+        return step.mean + max(self.step_k * step.sd, self.step_floor * step.mean)
 
     def latest_target(self, epochs: MetricStats) -> float:
         """Return the most epochs to the target that still pass."""
@@ -155,6 +166,11 @@ class ArchEntry:
     """Epochs to the budget's target accuracy, when every seed reached it (else None)."""
     seconds_to_target: MetricStats | None = None
     """Training seconds to the target, likewise (machine-dependent: for reading, not gated)."""
+    step_seconds: MetricStats | None = None
+    """Steady-step wall seconds, from runs that had their machine to themselves, when all of
+    them measured it (records v5); None otherwise."""
+    step_cpu_seconds: MetricStats | None = None
+    """Steady-step process CPU seconds, likewise."""
     """Per-architecture overrides of the baseline's tolerance (pytest-benchmark users ask for
     thresholds per group)."""
 
@@ -291,9 +307,10 @@ def aggregate(runs: Sequence[RunRecord], tolerance: Tolerance | None = None) -> 
             if any(v is None for v in values):
                 raise BaselineError(f"{arch_id}: some runs lack {metric} (no steady epoch?)")
             stats[metric] = MetricStats.of([float(v) for v in values]) if values else None
-        for metric in ("epochs_to_target", "seconds_to_target"):
-            values = [getattr(d, metric) for d in derived]
-            if all(v is not None for v in values):
+        for metric, among in (("epochs_to_target", derived), ("seconds_to_target", derived),
+                              *((m, alone) for m in metrics.STEP)):  # fmt: skip
+            values = [getattr(d, metric) for d in among]
+            if values and all(v is not None for v in values):
                 stats[metric] = MetricStats.of([float(v) for v in values if v is not None])
         archs[arch_id] = ArchEntry(seeds=seeds, provenance=Origin.of(group), **stats)
     tolerance = tolerance or Tolerance()
@@ -332,7 +349,12 @@ def _migrate_v3(document: dict[str, Any]) -> dict[str, Any]:
     return dict(document, version=4)
 
 
-MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3}
+def _migrate_v4(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 -> 5: per-step timings and their band are new (absent before)."""
+    return dict(document, version=5)
+
+
+MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4}
 REGENERATE = "regenerate it (python -m bench baseline RECORD.json ...)."
 
 
@@ -443,7 +465,7 @@ def diff(old: Baseline | None, new: Baseline) -> str:
         return "new baseline (there was none before)"
     rows = []
     for arch_id, entry in new.archs.items():
-        for metric in metrics.GATED:
+        for metric in (*metrics.GATED, *metrics.STEP):
             was = old.archs[arch_id].stats(metric) if arch_id in old.archs else None
             now = entry.stats(metric)
             before, after = (s.mean if s else None for s in (was, now))

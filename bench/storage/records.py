@@ -5,9 +5,10 @@ metrics and clocks, the FLOP count, the matmul peaks, peak memory), the final te
 per-layer weight summaries and provenance. Derived figures (samples/s, efficiency) are not
 stored: `bench.measurement.metrics` computes them, once, for the gate, the benchmark and the report.
 
-Versions: this harness writes version 4. Version 1 records (which also stored derived timing
-figures, with `{}` for "not yet"), version 2 (before time-to-target) and version 3 (before the
-study's executor and machine sharing were recorded) are migrated on load;
+Versions: this harness writes version 5. Version 1 records (which also stored derived timing
+figures, with `{}` for "not yet"), version 2 (before time-to-target), version 3 (before the
+study's executor and machine sharing were recorded) and version 4 (before per-step timings)
+are migrated on load;
 any other version is refused with the command that writes a current record. The trainer and
 the tests build records with the same constructors (`RunRecord.start`, `with_epoch`,
 `finished`).
@@ -28,7 +29,7 @@ from bench.training.backends import BACKENDS
 from bench.training.precisions import POLICIES
 
 SCHEMA = "cnn-mnist-bench/run"
-VERSION = 4
+VERSION = 5
 STATUSES = ("completed", "diverged", "running")
 EXECUTORS = ("local", "ray")
 MAX_SEED = 2**32 - 1
@@ -92,6 +93,11 @@ class Epoch:
     eval_seconds: float = field(metadata=bounds(0))
     compiled: bool
     """True for the epoch that traced and compiled the train step (the first in a process)."""
+    step_seconds: float | None = field(default=None, metadata=bounds(above=0))
+    """Median wall seconds of the epoch's steady steps (`bench.measurement.metrics.WARMUP_STEPS`
+    and a partial last batch left out), each read after its loss came back from the device."""
+    step_cpu_seconds: float | None = field(default=None, metadata=bounds(0))
+    """Median process CPU seconds (all threads) of the same steps."""
 
 
 @dataclass(frozen=True)
@@ -340,7 +346,12 @@ def _migrate_v3(document: dict[str, Any]) -> dict[str, Any]:
     return dict(document, version=4)
 
 
-MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3}
+def _migrate_v4(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 -> 5: per-step timings of each epoch are new (not measured before: None)."""
+    return dict(document, version=5)
+
+
+MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4}
 """Version -> a function that lifts a document of that version by one."""
 REGENERATE = "train the run again to write a current record (python -m bench run ... --force)."
 

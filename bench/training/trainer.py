@@ -116,6 +116,37 @@ class IntervalEvaluation(keras.callbacks.Callback):
                                      val_accuracy=accuracy))  # fmt: skip
 
 
+class StepClock(keras.callbacks.Callback):
+    """Time each training step, wall and process CPU, leaving out warm-up and partial batches.
+
+    Placed after the callbacks whose work is part of a step (a planted slowdown too) and
+    before the interval evaluation, which is not; the loss has been read back by then (the
+    divergence guard reads it first), so on a GPU the step has finished.
+    """
+
+    def __init__(self, skip: int, steps: int, partial: bool) -> None:
+        super().__init__()
+        self.skip, self.steps, self.partial = skip, steps, partial
+        self.began = (0.0, 0.0)
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.began = (time.perf_counter(), time.process_time())
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        wall, cpu = time.perf_counter() - self.began[0], time.process_time() - self.began[1]
+        if batch >= self.skip and not (self.partial and batch + 1 == self.steps):
+            self.wall.append(wall)
+            self.cpu.append(cpu)
+
+    def medians(self) -> tuple[float | None, float | None]:
+        """Return the median wall and CPU seconds of the timed steps (None when none)."""
+        if not self.wall:
+            return None, None
+        return float(np.median(self.wall)), float(np.median(self.cpu))
+
+
 def configure_determinism(seed: int) -> None:
     """Seed Python, NumPy and the backend; make TensorFlow's ops deterministic."""
     keras.utils.set_random_seed(seed)
@@ -350,6 +381,8 @@ class Trainer:
             trained = sum(e.train_seconds for e in self._started()[1].epochs)
             extra.append(IntervalEvaluation(self.config.eval_every, (self.xt, self.yt), epoch,
                                             steps, trained))  # fmt: skip
+        clock = StepClock(metrics.WARMUP_STEPS if self.compiled else 0, steps,
+                          len(self.x) % BATCH_SIZE != 0)  # fmt: skip
         started = time.perf_counter()
         history = model.fit(
             self.x[order],
@@ -358,7 +391,7 @@ class Trainer:
             epochs=1,
             shuffle=False,
             verbose=0,
-            callbacks=[self.guard, progress, *self.callbacks, *extra],
+            callbacks=[self.guard, progress, *self.callbacks, clock, *extra],
         )
         seconds = time.perf_counter() - started
         evaluations = extra[0].found if extra else []
@@ -369,7 +402,7 @@ class Trainer:
             return
         logs = {key: float(values[-1]) for key, values in history.history.items()}
         self.pending = {"epoch": epoch, "logs": logs, "train_seconds": seconds,
-                        "evaluations": evaluations}  # fmt: skip
+                        "evaluations": evaluations, "steps": clock.medians()}  # fmt: skip
 
     def _evaluate(self) -> dict[str, float]:
         model, _ = self._started()
@@ -398,6 +431,8 @@ class Trainer:
                 train_seconds=train_seconds,
                 eval_seconds=time.perf_counter() - started,
                 compiled=self.compiled,
+                step_seconds=pending["steps"][0],
+                step_cpu_seconds=pending["steps"][1],
             )
         )
         self.compiled = False
