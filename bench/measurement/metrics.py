@@ -40,6 +40,8 @@ class RunMetrics:
     """Median over epochs of each epoch's median steady-step wall seconds (None: not measured)."""
     step_cpu_seconds: float | None
     """The same in process CPU seconds (all threads)."""
+    step_efficiency: float | None
+    """Training FLOP/s of that median step (batch of `batch_size`) over the matmul peak."""
     train_seconds_total: float
     eval_seconds_total: float
     peak_rss_mb: float | None
@@ -115,6 +117,9 @@ def of(record: RunRecord) -> RunMetrics:
     median = statistics.median(steady) if steady else None
     best = min(steady) if steady else None
     timing = record.timing
+    step = _median_of([e.step_seconds for e in record.epochs])
+    step_flops = timing.training_flops_per_sample * record.config.batch_size if timing else 0.0
+    step_efficiency = step_flops / step / timing.peak_flops if timing and step else None
     reached = (
         record.time_to_target if record.time_to_target and record.time_to_target.reached else None
     )
@@ -130,8 +135,9 @@ def of(record: RunRecord) -> RunMetrics:
         best_samples_per_second=samples / best if best else None,
         achieved_flops=achieved,
         efficiency=achieved / timing.peak_flops if achieved and timing else None,
-        step_seconds=_median_of([e.step_seconds for e in record.epochs]),
+        step_seconds=step,
         step_cpu_seconds=_median_of([e.step_cpu_seconds for e in record.epochs]),
+        step_efficiency=step_efficiency,
         train_seconds_total=sum(e.train_seconds for e in record.epochs),
         eval_seconds_total=sum(e.eval_seconds for e in record.epochs),
         peak_rss_mb=timing.peak_rss_mb if timing else None,
