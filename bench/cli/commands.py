@@ -1,11 +1,13 @@
-"""Command line: `python -m bench run|study|main|baseline|gate|report|history|peers|pins`.
+"""Command line: `python -m bench run|study|main|baseline|gate|compare|report|history|peers|pins`.
 
 `run` trains chosen architectures under a budget and seeds, in this process, and writes one
 record per run; `study` runs a grid of them as independent runs on an executor (local or
 Ray), then writes the report (and, when asked, the baseline); `main` is the README's main
 job (a local study of all six, sized to about 15 minutes on this machine, gate, report);
 `baseline` aggregates records into a measured baseline; `gate` checks records against their
-baselines (the same workflow as `pytest bench`); `report` draws the figures; `history` draws
+baselines (the same workflow as `pytest bench`); `compare` trains a base (a git ref, another
+Python environment) and the head on this machine, interleaved, and tests their step times
+(`bench.compare`); `report` draws the figures; `history` draws
 the results saved by commit and finds change points; `peers` times the harness against other
 ways to train; `pins` checks the installed versions against `constraints.txt`. Options are
 declared once in `bench.cli.options`.
@@ -70,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser(
         "compare", help="base against head on this machine: paired, interleaved step times"
     )
-    add_options(compare.add_argument, (*TRAINING, "out", "baselines", "plant", "base", "head",
-                                       "base-python", "threshold", "block"))  # fmt: skip
+    add_options(compare.add_argument, (*TRAINING, "out", "baselines", "summary", "plant", "base",
+                                       "head", "base-python", "threshold", "block"))  # fmt: skip
     peers = commands.add_parser("peers", help="the harness against other ways to train, one run")
     add_options(peers.add_argument, ("archs", "out"))
     peers.add_argument("--samples", type=positive, default=4096, help="training images")
@@ -352,10 +354,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Compare a base with the head, interleaved on this machine; 1 on a slowdown."""
     from bench.compare.session import compare
 
+    from bench.gate import append_summary
+
     settings = _settings(args)
     comparison = compare(settings)
     print(comparison.summary())
     print(f"JSON: {layout.Results(settings.out).comparison_json}")
+    written = append_summary(settings.summary, comparison.markdown())
+    if written:
+        print(f"Markdown summary appended to {written}")
     return comparison.exit_code
 
 
