@@ -353,7 +353,6 @@ def cmd_gate(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare a base with the head, interleaved on this machine; 1 on a slowdown."""
     from bench.compare.session import compare
-
     from bench.gate import append_summary
 
     settings = _settings(args)
