@@ -16,7 +16,7 @@ from bench.measurement.provenance import accelerator
 from bench.storage import records
 from bench.training.budgets import BUDGETS, Budget
 from bench.training.precisions import resolve
-from bench.training.trainer import Trainer, train_run
+from bench.training.trainer import StepClock, Trainer, train_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 
@@ -67,6 +67,8 @@ def test_record_is_complete_and_valid(smoke_run):
     assert set(timing.peaks) >= {"float32", "bfloat16"}
     assert timing.peak_flops == timing.peaks[timing.peak_dtype]
     assert metrics.of(loaded).efficiency > 0
+    for epoch in loaded.epochs:  # every epoch timed its steps (the first after its warm-up)
+        assert 0 < epoch.step_seconds < epoch.train_seconds and epoch.step_cpu_seconds >= 0
     names = [layer.name for layer in loaded.weights.layers]
     assert names == ["conv1", "conv2", "conv3", "predictions"]
     assert all(sum(layer.histogram.counts) == layer.count for layer in loaded.weights.layers)
@@ -169,6 +171,17 @@ def test_a_different_configuration_does_not_resume(tmp_path, smoke_run):
     _, out = smoke_run
     with pytest.raises(ValueError, match="another configuration"):
         train_run("model_1_b", "smoke", 5, out_dir=out, write=quiet)
+
+
+def test_the_step_clock_leaves_out_warm_up_steps_and_a_partial_last_batch():
+    clock = StepClock(skip=2, steps=5, partial=True)
+    for batch in range(5):
+        clock.on_train_batch_begin(batch)
+        time.sleep(0.02 if batch in (2, 3) else 0.0)
+        clock.on_train_batch_end(batch)
+    assert len(clock.wall) == 2 and min(clock.wall) >= 0.02  # batches 2 and 3 only
+    assert clock.medians()[0] >= 0.02
+    assert StepClock(skip=5, steps=5, partial=False).medians() == (None, None)
 
 
 def test_progress_lines_say_epoch_of_total(tmp_path):
