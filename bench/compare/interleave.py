@@ -182,7 +182,8 @@ class Task:
 Say = Callable[[str], None]
 
 
-def _say(line: str) -> None:
+def say_on_stderr(line: str) -> None:
+    """Show a progress line on standard error (standard output keeps the table)."""
     print(line, file=sys.stderr, flush=True)
 
 
@@ -191,7 +192,7 @@ class Pair:
 
     def __init__(
         self, base: Side, head: Side, backend: str, logs: Path, data: Path | None = None,
-        head_plant: str = "none", say: Say = _say,
+        head_plant: str = "none", say: Say = say_on_stderr,
     ) -> None:  # fmt: skip
         self.head_plant, self.say = head_plant, say
         self.roots = (base.root, head.root)

@@ -13,7 +13,7 @@ from typing import Any
 
 from bench.cli.options import OptionError, Settings
 from bench.compare import verdict
-from bench.compare.interleave import Pair, Say, Task, WorkerError, _say
+from bench.compare.interleave import Pair, Say, Task, WorkerError, say_on_stderr
 from bench.compare.sides import Side, prepared
 from bench.storage import layout
 from bench.storage.atomic import write_json
@@ -145,7 +145,7 @@ def tasks(settings: Settings) -> list[Task]:
             for arch in settings.archs]  # fmt: skip
 
 
-def compare(settings: Settings, say: Say = _say) -> Comparison:
+def compare(settings: Settings, say: Say = say_on_stderr) -> Comparison:
     """Run the comparison the settings describe; write its JSON; return it.
 
     Raises CompareError (exit 2) when it cannot start: a missing ref, a side that does not
