@@ -130,11 +130,11 @@ def timed_blocks(blocks: Sequence[Sequence[Step]]) -> list[list[float]]:
     return timed
 
 
-def block_ratios(base: Sequence[Sequence[Step]], head: Sequence[Sequence[Step]]) -> list[float]:
-    """Return log(head / base) of each pair of blocks' median step times."""
+def block_ratios(base: Sequence[list[float]], head: Sequence[list[float]]) -> list[float]:
+    """Return log(head / base) of each pair of timed blocks' median step times."""
     if len(base) != len(head):
         raise ValueError(f"the sides ran {len(base)} and {len(head)} blocks")
-    pairs = zip(timed_blocks(base), timed_blocks(head), strict=True)
+    pairs = zip(base, head, strict=True)
     return [math.log(statistics.median(h) / statistics.median(b)) for b, h in pairs if b and h]
 
 
@@ -177,7 +177,8 @@ def hodges_lehmann(
 def speed(base: Sequence[Sequence[Step]], head: Sequence[Sequence[Step]],
           threshold: float = DEFAULT_THRESHOLD) -> Speed:  # fmt: skip
     """Compare the head's blocks with the base's; ValueError when there are too few pairs."""
-    ratios = block_ratios(base, head)
+    timed_base, timed_head = timed_blocks(base), timed_blocks(head)
+    ratios = block_ratios(timed_base, timed_head)
     if len(ratios) < MIN_PAIRS:
         raise ValueError(
             f"{len(ratios)} timed block pairs, fewer than {MIN_PAIRS}: train more steps "
@@ -190,8 +191,8 @@ def speed(base: Sequence[Sequence[Step]], head: Sequence[Sequence[Step]],
         verdict = "ok"
     else:
         verdict = "unclear"
-    base_steps = [s for block in timed_blocks(base) for s in block]
-    head_steps = [s for block in timed_blocks(head) for s in block]
+    base_steps = [s for block in timed_base for s in block]
+    head_steps = [s for block in timed_head for s in block]
     return Speed(statistics.median(base_steps), statistics.median(head_steps), centre, low, high,
                  len(ratios), threshold, verdict)  # fmt: skip
 
