@@ -38,6 +38,8 @@ class SideRun:
     ready: dict[str, Any] = field(default_factory=dict)
     blocks: list[list[list[float]]] = field(default_factory=list)
     done: dict[str, Any] = field(default_factory=dict)
+    evaluations: list[float] = field(default_factory=list)
+    """The seconds of each extra evaluation after training (`Task.eval_repeats`)."""
 
 
 class Worker:
@@ -102,9 +104,7 @@ class Worker:
                 self._log.write(line)  # a library printing on standard output
                 continue
             message = json.loads(line[len(MARK) :])
-            self.waiting = message["event"] == "ready" or (
-                message["event"] == "block" and not message["last"]
-            )
+            self.waiting = message["event"] in ("ready", "block", "done", "evaluated")
             if message["event"] == "error":
                 self._log.write(message.get("traceback", "") + "\n")
                 self._log.flush()
@@ -171,6 +171,8 @@ class Task:
     seed: int
     precision: str
     block: int
+    eval_repeats: int = 10
+    """Evaluations each side repeats after training, interleaved, for the evaluation verdict."""
 
     def command(self, plant: str) -> dict[str, Any]:
         """Return the side's `start` command."""
@@ -261,8 +263,16 @@ class Pair:
             if now - last >= 10 or index + 1 == total:
                 last = now
                 self.say(_progress(task.arch, index + 1, total, runs, now - started))
-        for process, run in zip(self.sides, runs, strict=True):
+        for process, run in zip(self.sides, runs, strict=True):  # one at a time: its turn
+            process.send(op="go")
             run.done = process.expect("done")
+        for index in range(task.eval_repeats):
+            for which in (0, 1) if index % 2 == 0 else (1, 0):
+                self.sides[which].send(op="evaluate")
+                runs[which].evaluations.append(self.sides[which].expect("evaluated")["seconds"])
+        for process in self.sides:
+            process.send(op="end")
+            process.expect("ended")
         return runs
 
 

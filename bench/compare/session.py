@@ -19,13 +19,19 @@ from bench.storage import layout
 from bench.storage.atomic import write_json
 
 SCHEMA = "cnn-mnist-bench/comparison"
-VERSION = 1
-METHOD = ("paired blocks, ABBA order; per block the median step time (first step of each "
-          "block, partial batches and each side's first block left out); Hodges-Lehmann "
+VERSION = 2
+METHOD = ("paired blocks, ABBA order, every duration read by the training clock "
+          "(bench.training.clock). Three verdicts. Typical step: per block the median step "
+          "time (each side's first steps and partial batches left out); Hodges-Lehmann "
           "estimate of the head/base log ratio with the 95% interval of the inverted Wilcoxon "
-          "signed-rank test; regression when the interval lies above 0 and the estimate above "
-          "threshold/2, else pass when the interval lies below the threshold, else cannot "
-          "tell")  # fmt: skip
+          "signed-rank test. Training time: the ratio of the totals of every paired step after "
+          "the first (compilation) and of each epoch's time outside its steps; Student's "
+          "interval of the summed paired differences, their spread 20%-winsorized. Evaluation "
+          "time: the same over the evaluations after the first (compilation), each epoch's "
+          "and the repeats after training. Each: regression when the interval lies above 1 "
+          "and the estimate above 1 + threshold/2, else pass when the interval lies below "
+          "1 + threshold, else cannot tell; the comparison regresses when any verdict "
+          "does")  # fmt: skip
 
 
 @dataclass
@@ -64,15 +70,18 @@ class Comparison:
             verdict.table(self.results),
         ]
         if regressions:
-            lines.append(f"REGRESSION: step time significantly slower (95%), by more than "
-                         f"{self.threshold / 2:.0%}: {', '.join(regressions)}")  # fmt: skip
+            which = "; ".join(f"{r.arch} ({', '.join(r.failed)})" for r in self.results
+                              if r.status == "regression")  # fmt: skip
+            lines.append(f"REGRESSION: significantly slower (95%), by more than "
+                         f"{self.threshold / 2:.0%}: {which}")  # fmt: skip
         if unclear:
             lines.append(
                 f"CANNOT COMPARE: {', '.join(unclear)} (an error, or too noisy "
                 f"to rule out a {self.threshold:.0%} slowdown: train more steps)"
             )
         if not regressions and not unclear:
-            lines.append(f"ok: no step time slower by {self.threshold:.0%} (95% confidence)")
+            lines.append(f"ok: no typical step, training time or evaluation time slower by "
+                         f"{self.threshold:.0%} (95% confidence)")  # fmt: skip
         return "\n".join(lines)
 
     def markdown(self) -> str:
@@ -93,8 +102,16 @@ class Comparison:
         for result in self.results:
             entry: dict[str, Any] = {"arch": result.arch, "status": result.status,
                                      "error": result.error, "note": result.note}  # fmt: skip
+            entry["failed"] = result.failed
             if result.speed:
                 entry["speed"] = asdict(result.speed) | {"change": result.speed.change}
+            for name, total in (("training", result.training),
+                                ("evaluation", result.evaluation)):  # fmt: skip
+                if total:
+                    entry[name] = asdict(total) | {"change": total.change}
+            if result.compile_seconds:
+                entry["compile_seconds"] = dict(zip(("base", "head"), result.compile_seconds,
+                                                    strict=True))  # fmt: skip
             if result.numerics:
                 entry["numerics"] = asdict(result.numerics) | {
                     "difference": result.numerics.difference,
@@ -189,18 +206,44 @@ def _one(settings: Settings, pair: Pair, task: Task, backend: str,
         "blocks": {"base": base.blocks, "head": head.blocks},
         "history": {"base": base.done["epochs"], "head": head.done["epochs"]},
         "final": {"base": base.done["final"], "head": head.done["final"]},
+        "train_seconds": {"base": base.done["train_seconds"], "head": head.done["train_seconds"]},
+        "eval_seconds": {
+            "base": base.done["eval_seconds"] + base.evaluations,
+            "head": head.done["eval_seconds"] + head.evaluations,
+        },
+        "clock": {"base": base.ready.get("clock"), "head": head.ready.get("clock")},
     }
     band = _seed_band(settings, task, backend, pair.hello[1], head.ready["precision"])
     numerics = verdict.numerics(base.done["epochs"], head.done["epochs"], base.done["final"],
                                 head.done["final"], band)  # fmt: skip
-    notes, error = [], None
+    notes = []
     if base.ready["precision"] != head.ready["precision"]:
         notes.append(f"precisions differ: base {base.ready['precision']}, head "
                      f"{head.ready['precision']}")  # fmt: skip
     if base.ready["data"] != head.ready["data"]:
         notes.append("the sides trained on different data")
+    errors = []
     try:
         speed = verdict.speed(base.blocks, head.blocks, settings.threshold)
     except ValueError as too_few:
-        error, speed = str(too_few), None
-    return verdict.ArchResult(task.arch, speed, numerics, error, "; ".join(notes) or None)
+        errors.append(str(too_few))
+        speed = None
+    try:
+        training = verdict.paired_total(
+            "training", verdict.training_durations(base.blocks, base.done["train_seconds"]),
+            verdict.training_durations(head.blocks, head.done["train_seconds"]),
+            settings.threshold)  # fmt: skip
+    except ValueError as too_few:
+        errors.append(str(too_few))
+        training = None
+    try:  # the first evaluation compiles: one pair, left out like the first steps
+        evaluation = verdict.paired_total(
+            "evaluation", (base.done["eval_seconds"] + base.evaluations)[1:],
+            (head.done["eval_seconds"] + head.evaluations)[1:], settings.threshold)  # fmt: skip
+    except ValueError as too_few:
+        errors.append(str(too_few))
+        evaluation = None
+    error = "; ".join(errors) or None
+    compiled = (verdict.compile_seconds(base.blocks), verdict.compile_seconds(head.blocks))
+    return verdict.ArchResult(task.arch, speed, numerics, error, "; ".join(notes) or None,
+                              training, evaluation, compiled)  # fmt: skip

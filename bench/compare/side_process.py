@@ -3,10 +3,12 @@
 The driver (`bench.compare.interleave`) starts this file with `runpy`, in the side's Python
 environment, with the side's source tree first on `sys.path`: everything it trains with
 (`archs`, `bench.training.trainer`) is that side's code, and this file imports nothing else
-of the harness, so the same protocol drives a base checked out at an older commit. It relies
-only on interfaces every commit since the epoch-driven `Trainer` has had: `Trainer(arch,
-budget, seed, out_dir=None, precision=, data=, callbacks=, write=, learning_rate=)`, `start`,
-`train_epoch`, `evaluate_epoch`, `finish`, `record.epochs` and `record.final`.
+of the harness but the head's clock module (by path), so the same protocol drives a base
+checked out at an older commit. It relies only on interfaces every commit since the
+epoch-driven `Trainer` has had: `Trainer(arch, budget, seed, out_dir=None, precision=, data=,
+callbacks=, write=, learning_rate=)`, its `callbacks` list, `start`, `train_epoch`,
+`evaluate_epoch`, `_evaluate`, `finish`, `record.epochs` and `record.final`; and, where the
+trainer has one, on its `clock`.
 
 Protocol: JSON lines. The driver writes commands on standard input; this process answers on
 standard output, each line prefixed with `MARK` (libraries may print there too):
@@ -15,15 +17,18 @@ standard output, each line prefixed with `MARK` (libraries may print there too):
 * ``{"op": "start", "arch", "budget", "epochs", "train_samples", "seed", "precision",
   "block", "plant"}`` builds the run and answers ``ready`` (or ``error``);
 * ``{"op": "go"}`` trains the next `block` steps and answers ``block`` with each step's wall
-  and process-CPU seconds, then waits for the next ``go``; after the last step it also
-  evaluates, finishes and answers ``done`` with the history and final test metrics;
-* ``{"op": "abandon"}``, in place of a ``go``, drops the run (the other side failed) and
-  answers ``abandoned``;
+  and process-CPU seconds, then waits for the next ``go``; the ``go`` after the last block
+  evaluates and finishes the run and answers ``done`` with the history, the final test
+  metrics and the clock's seconds of each epoch's training and evaluation;
+* then each ``{"op": "evaluate"}`` evaluates once more and answers ``evaluated`` with its
+  seconds, until ``{"op": "end"}`` (answered ``ended``);
+* ``{"op": "abandon"}``, in place of a ``go`` or an ``evaluate``, drops the run (the other
+  side failed) and answers ``abandoned``;
 * ``{"op": "quit"}`` ends the process.
 
-A step is timed from the start of its batch to its end, after its loss has been read back
-(so on a GPU, after the device has finished); pauses between blocks and the evaluations
-after each epoch are off the clock.
+Everything is timed by the training clock (`bench.training.clock`): the side's trainer's own,
+or for an older trainer without one the head's, attached last to its callbacks. The wait for
+the driver's ``go`` is a hook off that clock, so no step includes the other side's turn.
 """
 
 from __future__ import annotations
@@ -33,7 +38,6 @@ import hashlib
 import json
 import math
 import sys
-import time
 import traceback
 from typing import Any
 
@@ -70,36 +74,39 @@ def wait_for_go() -> None:
         raise RuntimeError(f"expected go, got {command}")
 
 
-def _pacer(block: int, steps_per_epoch: int, epochs: int, partial: bool) -> Any:
-    import keras
+def _head_clock() -> Any:
+    """Return the head's `TrainingClock` class, loaded by path (an older side has none)."""
+    import importlib.util
+    from pathlib import Path
 
-    class Pacer(keras.callbacks.Callback):
-        """Times each step; after every `block` steps reports them and waits for `go`."""
+    path = Path(__file__).resolve().parents[1] / "training" / "clock.py"
+    spec = importlib.util.spec_from_file_location("cnnbench_head_clock", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.TrainingClock
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.steps: list[list[float]] = []
-            self.done = 0
-            self.began = (0.0, 0.0)
 
-        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
-            self.began = (time.perf_counter(), time.process_time())
+class Pacer:
+    """An off-the-clock hook: after every `block` steps, report them and wait for `go`."""
 
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            loss = (logs or {}).get("loss")
-            if loss is not None:  # read back: the step has finished on the device
-                float(keras.ops.convert_to_numpy(loss))
-            wall, cpu = time.perf_counter() - self.began[0], time.process_time() - self.began[1]
-            last_in_epoch = batch + 1 == steps_per_epoch
-            self.steps.append([wall, cpu, int(partial and last_in_epoch)])
-            self.done += 1
-            if len(self.steps) == block or self.done == steps_per_epoch * epochs:
-                send(event="block", steps=self.steps, last=self.done == steps_per_epoch * epochs)
-                self.steps = []
-                if self.done < steps_per_epoch * epochs:
-                    wait_for_go()
+    def __init__(self, clock: Any, block: int, steps_per_epoch: int, epochs: int,
+                 partial: bool) -> None:  # fmt: skip
+        self.clock, self.block, self.steps_per_epoch = clock, block, steps_per_epoch
+        self.total, self.partial = steps_per_epoch * epochs, partial
+        self.steps: list[list[float]] = []
+        self.done = 0
 
-    return Pacer()
+    def __call__(self, batch: int) -> None:
+        current = self.clock.current
+        last_in_epoch = batch + 1 == self.steps_per_epoch
+        self.steps.append([current.wall[-1], current.cpu[-1], int(self.partial and last_in_epoch)])
+        self.done += 1
+        if len(self.steps) == self.block or self.done == self.total:
+            send(event="block", steps=self.steps, last=self.done == self.total)
+            self.steps = []
+            wait_for_go()  # after the last block too: the evaluation then runs in its turn
 
 
 def _plant(name: str) -> dict[str, Any]:
@@ -119,8 +126,55 @@ def _digest(*arrays: Any) -> str:
     return digest.hexdigest()[:16]
 
 
+class Side:
+    """One run on one side, timed by the trainer's clock or, for an older trainer, the head's.
+
+    A trainer that has a clock (`trainer.clock`) times its own epochs and evaluations, and its
+    clock already runs last in `fit`. An older trainer has none: the head's clock is appended
+    to its callbacks and brackets its `train_epoch` and `evaluate_epoch` from here.
+    """
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+        self.own = getattr(trainer, "clock", None) is not None
+        self.clock = trainer.clock if self.own else _head_clock()()
+        if not self.own:
+            trainer.callbacks = [*trainer.callbacks, self.clock]
+
+    def train_epoch(self) -> None:
+        if self.own:
+            self.trainer.train_epoch()
+            return
+        self.clock.start_epoch()
+        try:
+            self.trainer.train_epoch()
+        finally:
+            self.clock.stop_epoch()
+
+    def evaluate_epoch(self) -> None:
+        if self.own:
+            self.trainer.evaluate_epoch()
+            return
+        with self.clock.evaluation():
+            self.trainer.evaluate_epoch()
+
+    def evaluate(self) -> float:
+        """Evaluate once more on the test set; return its seconds on the clock."""
+        if self.own:
+            self.trainer.evaluate()
+        else:
+            with self.clock.evaluation():
+                self.trainer._evaluate()
+        return float(self.clock.evaluations[-1])
+
+
 def run(command: dict[str, Any]) -> None:
-    """Build one run, answer `ready`, then train it block by block as the driver says."""
+    """Build one run, answer `ready`, then train it block by block as the driver says.
+
+    After the last block and a `go`, it evaluates and finishes, answers `done` with the
+    history and the clock's epoch and evaluation seconds, then evaluates once per `evaluate`
+    (answering `evaluated`) until `end`.
+    """
     from bench.training.budgets import get_budget
     from bench.training.trainer import BATCH_SIZE, Trainer
 
@@ -130,22 +184,36 @@ def run(command: dict[str, Any]) -> None:
     extra = planted.pop("callbacks", [])
     trainer = Trainer(command["arch"], budget, command["seed"], precision=command["precision"],
                       write=lambda line: None, **planted)  # fmt: skip
+    trainer.callbacks = [*trainer.callbacks, *extra]
+    side = Side(trainer)
     samples = len(trainer.x)
     steps_per_epoch = math.ceil(samples / BATCH_SIZE)
-    pacer = _pacer(command["block"], steps_per_epoch, budget.epochs, samples % BATCH_SIZE != 0)
-    trainer.callbacks = [*trainer.callbacks, *extra, pacer]  # the pacer last: it times them
+    pacer = Pacer(side.clock, command["block"], steps_per_epoch, budget.epochs,
+                  samples % BATCH_SIZE != 0)  # fmt: skip
+    side.clock.between_steps(pacer)
     with trainer:
         send(event="ready", precision=trainer.precision, params=trainer.model.count_params(),
              data=_digest(trainer.x, trainer.y, trainer.xt, trainer.yt),
-             steps=steps_per_epoch * budget.epochs)  # fmt: skip
+             steps=pacer.total, clock="trainer's" if side.own else "head's")  # fmt: skip
         wait_for_go()
         while trainer.epochs_left > 0:
-            trainer.train_epoch()
-            trainer.evaluate_epoch()
+            side.train_epoch()
+            side.evaluate_epoch()
         record = trainer.finish()
-    epochs = [[e.loss, e.accuracy, e.val_loss, e.val_accuracy] for e in record.epochs]
-    final = [record.final.test_loss, record.final.test_accuracy] if record.final else None
-    send(event="done", status=record.status, epochs=epochs, final=final)
+        epochs = [[e.loss, e.accuracy, e.val_loss, e.val_accuracy] for e in record.epochs]
+        final = [record.final.test_loss, record.final.test_accuracy] if record.final else None
+        clock = side.clock
+        send(event="done", status=record.status, epochs=epochs, final=final,
+             train_seconds=[e.seconds for e in clock.epochs],
+             eval_seconds=clock.evaluations[: len(clock.epochs)])  # fmt: skip
+        while True:
+            command = receive()
+            if command.get("op") == "end":
+                send(event="ended")
+                return
+            if command.get("op") != "evaluate":
+                raise RuntimeError(f"expected evaluate or end, got {command}")
+            send(event="evaluated", seconds=side.evaluate())
 
 
 def main() -> None:

@@ -78,6 +78,34 @@ class Speed:
 
 
 @dataclass(frozen=True)
+class Total:
+    """The head's total seconds of training (or of evaluation) against the base's, paired."""
+
+    what: str
+    """'training' or 'evaluation'."""
+    base_seconds: float
+    head_seconds: float
+    ratio: float
+    """Head total over base total: above 1 is slower."""
+    low: float
+    high: float
+    """The 95% interval of the ratio."""
+    pairs: int
+    threshold: float
+    verdict: str
+    """"slower" (a regression), "ok", or "unclear" (cannot tell at this noise)."""
+
+    @property
+    def change(self) -> float:
+        """The signed change of the total: +0.10 is 10% slower."""
+        return self.ratio - 1
+
+    def describe(self) -> str:
+        """E.g. '+10.2% [+8.1%, +12.0%]'."""
+        return f"{self.change:+.1%} [{self.low - 1:+.1%}, {self.high - 1:+.1%}]"
+
+
+@dataclass(frozen=True)
 class Numerics:
     """Whether the two histories are the same, and if not, where they part and how far."""
 
@@ -185,16 +213,77 @@ def speed(base: Sequence[Sequence[Step]], head: Sequence[Sequence[Step]],
             "(--epochs, --train-samples) or use smaller blocks (--block)"
         )
     centre, low, high = (math.exp(v) for v in hodges_lehmann(ratios))
-    if low > 1 and centre - 1 > threshold / 2:
-        verdict = "slower"
-    elif high - 1 < threshold:
-        verdict = "ok"
-    else:
-        verdict = "unclear"
+    verdict = rule(centre, low, high, threshold)
     base_steps = [s for block in timed_base for s in block]
     head_steps = [s for block in timed_head for s in block]
     return Speed(statistics.median(base_steps), statistics.median(head_steps), centre, low, high,
                  len(ratios), threshold, verdict)  # fmt: skip
+
+
+def rule(estimate: float, low: float, high: float, threshold: float) -> str:
+    """Apply the comparison's rule to a ratio and its interval: 'slower', 'ok' or 'unclear'."""
+    if low > 1 and estimate - 1 > threshold / 2:
+        return "slower"
+    if high - 1 < threshold:
+        return "ok"
+    return "unclear"
+
+
+WINSORIZED = 0.2
+"""The fraction of paired differences at each end clipped before their spread is taken."""
+
+
+def paired_total(what: str, base: Sequence[float], head: Sequence[float],
+                 threshold: float = DEFAULT_THRESHOLD) -> Total:  # fmt: skip
+    """Compare two totals of paired durations (each pair ran back to back, interleaved).
+
+    The estimate is the ratio of the totals, every second counted: a burst that lands in a
+    few pairs moves it by all it costs. Its interval is Student's for the sum of the paired
+    differences with their spread taken winsorized (the `WINSORIZED` fraction at each end
+    clipped, as Yuen's test does): the noise is measured on the typical pair, so a cost
+    concentrated in a few pairs adds to the total without widening the interval that judges
+    it, while noise that is symmetric between the sides adds to neither. ValueError when there
+    are fewer than `MIN_PAIRS` pairs.
+    """
+    import numpy as np
+    from scipy import stats
+
+    if len(base) != len(head):
+        raise ValueError(f"{what}: the sides gave {len(base)} and {len(head)} durations")
+    n = len(base)
+    if n < MIN_PAIRS:
+        raise ValueError(f"{what}: {n} pairs, fewer than {MIN_PAIRS}: cannot compare totals")
+    differences = np.asarray(head, dtype=float) - np.asarray(base, dtype=float)
+    spread = float(np.std(stats.mstats.winsorize(differences, limits=(WINSORIZED, WINSORIZED)),
+                          ddof=1))  # fmt: skip
+    total_base, total_head = float(np.sum(base)), float(np.sum(head))
+    if total_base <= 0:
+        raise ValueError(f"{what}: the base's total is {total_base} s: nothing to compare")
+    margin = float(stats.t.ppf((1 + CONFIDENCE) / 2, n - 1)) * spread * math.sqrt(n)
+    ratio = total_head / total_base
+    low, high = (total_head - margin) / total_base, (total_head + margin) / total_base
+    return Total(what, total_base, total_head, ratio, low, high, n, threshold,
+                 rule(ratio, low, high, threshold))  # fmt: skip
+
+
+def training_durations(blocks: Sequence[Sequence[Step]],
+                       epoch_seconds: Sequence[float]) -> list[float]:  # fmt: skip
+    """Return a side's training time as paired durations that sum to what the user waits for.
+
+    Every step after the process's first `WARMUP_STEPS` (compilation and warm-up: one pair,
+    too noisy to pair, shown apart as `compile_seconds`), then per epoch the time outside its
+    steps (`fit`'s set-up and end, `on_epoch_end` callbacks). Both sides give the same count.
+    """
+    steps = [step[0] for block in blocks for step in block]
+    per_epoch = len(steps) // max(len(epoch_seconds), 1)
+    outside = [seconds - sum(steps[k * per_epoch : (k + 1) * per_epoch])
+               for k, seconds in enumerate(epoch_seconds)]  # fmt: skip
+    return steps[WARMUP_STEPS:] + outside
+
+
+def compile_seconds(blocks: Sequence[Sequence[Step]]) -> float:
+    """Return the wall seconds of a side's first `WARMUP_STEPS` steps (tracing, compiling)."""
+    return sum([step[0] for block in blocks for step in block][:WARMUP_STEPS])
 
 
 def numerics(base_epochs: Sequence[Sequence[float]], head_epochs: Sequence[Sequence[float]],
@@ -217,22 +306,40 @@ def numerics(base_epochs: Sequence[Sequence[float]], head_epochs: Sequence[Seque
 
 @dataclass(frozen=True)
 class ArchResult:
-    """One architecture's comparison: speed and numerics, or why it could not be compared."""
+    """One architecture's comparison: the three speed verdicts and the numerics, or an error."""
 
     arch: str
     speed: Speed | None
+    """The typical step (Hodges-Lehmann): small uniform slowdowns, through the noise."""
     numerics: Numerics | None
     error: str | None = None
     """Why it could not be compared."""
     note: str | None = None
     """What else a reader should know (precisions or data that differ)."""
+    training: Total | None = None
+    """Total training time: what the user waits for, bursts included."""
+    evaluation: Total | None = None
+    """Total evaluation time."""
+    compile_seconds: tuple[float, float] | None = None
+    """Base's and head's first steps (tracing, compilation): shown, one pair, not judged."""
+
+    @property
+    def verdicts(self) -> dict[str, Speed | Total | None]:
+        """The three speed verdicts by name."""
+        return {"step": self.speed, "training": self.training, "evaluation": self.evaluation}
+
+    @property
+    def failed(self) -> list[str]:
+        """The names of the verdicts that found a slowdown."""
+        return [n for n, v in self.verdicts.items() if v is not None and v.verdict == "slower"]
 
     @property
     def status(self) -> str:
         """'regression', 'ok' or 'cannot compare'."""
-        if self.speed is not None and self.speed.verdict == "slower":
+        if self.failed:
             return "regression"
-        if self.error or self.speed is None or self.speed.verdict == "unclear":
+        found = self.verdicts.values()
+        if self.error or any(v is None or v.verdict == "unclear" for v in found):
             return "cannot compare"
         return "ok"
 
@@ -247,22 +354,31 @@ def exit_code(results: Sequence[ArchResult]) -> int:
     return 1 if "regression" in statuses else 2 if "cannot compare" in statuses else 0
 
 
+VERDICT_WORDS = {"slower": "SLOWER", "ok": "ok", "unclear": "CANNOT TELL"}
+
+
+def _cell(v: Speed | Total | None) -> str:
+    return f"{v.describe()} {VERDICT_WORDS[v.verdict]}" if v is not None else ""
+
+
 def table(results: Sequence[ArchResult], tablefmt: str = "simple") -> str:
-    """Return the human table: step times, the change with its interval, verdict, numerics."""
+    """Return the human table: each verdict's change with its interval, the verdict, numerics."""
     rows = []
     for r in results:
-        s, n = r.speed, r.numerics
-        verdict = {"slower": "REGRESSION", "ok": "ok", "unclear": "CANNOT TELL"}.get(
-            s.verdict if s else "", "CANNOT COMPARE")  # fmt: skip
+        s, t, e, n = r.speed, r.training, r.evaluation, r.numerics
+        verdict = ("REGRESSION (" + ", ".join(r.failed) + ")" if r.failed
+                   else {"ok": "ok"}.get(r.status, "CANNOT COMPARE"))  # fmt: skip
         rows.append([
             r.arch,
-            f"{s.base_step * 1000:.1f}" if s else "",
-            f"{s.head_step * 1000:.1f}" if s else "",
-            s.describe() if s else "",
-            s.pairs if s else "",
+            f"{s.base_step * 1000:.1f} -> {s.head_step * 1000:.1f}" if s else "",
+            _cell(s),
+            f"{t.base_seconds:.2f} -> {t.head_seconds:.2f}" if t else "",
+            _cell(t),
+            _cell(e),
             verdict,
             "; ".join(filter(None, [n.describe() if n else None, r.error, r.note])),
         ])  # fmt: skip
-    headers = ["arch", "base ms/step", "head ms/step", "step time change [95% CI]", "pairs",
-               "speed", "history (same seed)"]  # fmt: skip
+    headers = ["arch", "ms/step", "typical step [95% CI]", "training s",
+               "training time [95% CI]", "evaluation time [95% CI]", "verdict",
+               "history (same seed)"]  # fmt: skip
     return tabulate(rows, headers=headers, disable_numparse=True, tablefmt=tablefmt)

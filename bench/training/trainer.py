@@ -43,6 +43,7 @@ from bench.storage.records import (
     Weights,
 )
 from bench.training.budgets import DEFAULT_BUDGET, Budget, get_budget
+from bench.training.clock import EpochTimes, TrainingClock
 from bench.training.precisions import DEFAULT_PRECISION, resolve
 from bench.training.progress import LiveProgress, Writer, stderr_writer
 from bench.training.runfolder import RunFolder
@@ -86,65 +87,45 @@ def test_metrics(model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[floa
     return float(np.concatenate(losses).mean()), hits / len(x)
 
 
-class IntervalEvaluation(keras.callbacks.Callback):
+class IntervalEvaluation:
     """Evaluate on the test set every `every` steps inside an epoch, off the training clock.
 
-    The time it spends is returned in `spent`, for the trainer to take off the epoch's
-    training seconds.
+    A hook of the clock (`TrainingClock.between_steps`): it runs after a step's reading, and
+    the clock leaves its time out of the next step and of the epoch.
     """
 
-    def __init__(self, every: int, data: tuple[np.ndarray, np.ndarray], epoch: int,
-                 steps: int, trained_before: float) -> None:  # fmt: skip
-        super().__init__()
-        self.every, self.data, self.epoch, self.steps = every, data, epoch, steps
-        self.trained_before = trained_before
-        self.started = time.perf_counter()
-        self.spent = 0.0
+    def __init__(self, model: keras.Model, every: int, data: tuple[np.ndarray, np.ndarray],
+                 epoch: int, steps: int, trained_before: float,
+                 clock: TrainingClock) -> None:  # fmt: skip
+        self.model, self.every, self.data, self.epoch, self.steps = model, every, data, epoch, steps
+        self.trained_before, self.clock = trained_before, clock
         self.found: list[Evaluation] = []
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+    def __call__(self, batch: int) -> None:
         step = batch + 1
         if step % self.every or step >= self.steps:
             return
         began = time.perf_counter()
         loss, accuracy = test_metrics(self.model, *self.data)
         seconds = time.perf_counter() - began
-        trained = self.trained_before + (began - self.started) - self.spent
-        self.spent += seconds
+        trained = self.trained_before + sum(self.clock.current.wall)
         self.found.append(Evaluation(position=self.epoch - 1 + step / self.steps,
                                      train_seconds=trained, seconds=seconds, val_loss=loss,
                                      val_accuracy=accuracy))  # fmt: skip
 
 
-class StepClock(keras.callbacks.Callback):
-    """Time each training step, wall and process CPU, leaving out warm-up and partial batches.
+def steady_medians(times: EpochTimes, skip: int,
+                   partial: bool) -> tuple[float | None, float | None]:  # fmt: skip
+    """Return the median wall and CPU seconds of an epoch's steady steps (None when none).
 
-    Placed after the callbacks whose work is part of a step (a planted slowdown too) and
-    before the interval evaluation, which is not; the loss has been read back by then (the
-    divergence guard reads it first), so on a GPU the step has finished.
+    The first `skip` steps (compilation and warm-up, in a process's first epoch) and a partial
+    last batch (another shape) are left out.
     """
-
-    def __init__(self, skip: int, steps: int, partial: bool) -> None:
-        super().__init__()
-        self.skip, self.steps, self.partial = skip, steps, partial
-        self.began = (0.0, 0.0)
-        self.wall: list[float] = []
-        self.cpu: list[float] = []
-
-    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.began = (time.perf_counter(), time.process_time())
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        wall, cpu = time.perf_counter() - self.began[0], time.process_time() - self.began[1]
-        if batch >= self.skip and not (self.partial and batch + 1 == self.steps):
-            self.wall.append(wall)
-            self.cpu.append(cpu)
-
-    def medians(self) -> tuple[float | None, float | None]:
-        """Return the median wall and CPU seconds of the timed steps (None when none)."""
-        if not self.wall:
-            return None, None
-        return float(np.median(self.wall)), float(np.median(self.cpu))
+    count = len(times.wall) - (1 if partial else 0)
+    wall, cpu = times.wall[skip:count], times.cpu[skip:count]
+    if not wall:
+        return None, None
+    return float(np.median(wall)), float(np.median(cpu))
 
 
 def configure_determinism(seed: int) -> None:
@@ -213,7 +194,9 @@ class Trainer:
             stores the resolved policy.
         learning_rate: Adam's learning rate (Keras' default 0.001, as in the notebook).
         data: verified MNIST arrays; loaded with `load_mnist()` when omitted.
-        callbacks: extra Keras callbacks for the training epochs.
+        callbacks: extra Keras callbacks for the training epochs (they run on the clock,
+            before it: `bench.training.clock`).
+        eval_callbacks: extra Keras callbacks for every evaluation (on its clock).
         write: where progress lines go.
         resume: resume an unfinished run found in `out_dir`; False starts afresh, keeping
             the folder's result until the new run finishes.
@@ -233,6 +216,7 @@ class Trainer:
         learning_rate: float = 0.001,
         data: Arrays | None = None,
         callbacks: Sequence[keras.callbacks.Callback] = (),
+        eval_callbacks: Sequence[keras.callbacks.Callback] = (),
         write: Writer = stderr_writer,
         resume: bool = True,
         eval_every: int | None = None,
@@ -244,6 +228,9 @@ class Trainer:
         self.budget = get_budget(budget) if isinstance(budget, str) else budget
         self.seed, self.precision = seed, resolve(precision)
         self.learning_rate, self.callbacks = learning_rate, list(callbacks)
+        self.eval_callbacks = list(eval_callbacks)
+        self.clock = TrainingClock()
+        """The run's one clock (`bench.training.clock`): steps, epochs and evaluations."""
         self.write, self.resume = write, resume
         self.placement = placement or Placement()
         self.folder = RunFolder(Path(out_dir)) if out_dir is not None else None
@@ -376,39 +363,49 @@ class Trainer:
         _reseed_dropout(model, self.seed, epoch)
         steps = math.ceil(len(self.x) / BATCH_SIZE)
         progress = LiveProgress(self.label, epoch, self.budget.epochs, steps, self.write)
-        extra: list[keras.callbacks.Callback] = []
+        interval = None
         if self.config.eval_every:
             trained = sum(e.train_seconds for e in self._started()[1].epochs)
-            extra.append(IntervalEvaluation(self.config.eval_every, (self.xt, self.yt), epoch,
-                                            steps, trained))  # fmt: skip
-        clock = StepClock(metrics.WARMUP_STEPS if self.compiled else 0, steps,
-                          len(self.x) % BATCH_SIZE != 0)  # fmt: skip
-        started = time.perf_counter()
-        history = model.fit(
-            self.x[order],
-            self.y[order],
-            batch_size=BATCH_SIZE,
-            epochs=1,
-            shuffle=False,
-            verbose=0,
-            callbacks=[self.guard, progress, *self.callbacks, clock, *extra],
-        )
-        seconds = time.perf_counter() - started
-        evaluations = extra[0].found if extra else []
-        seconds -= extra[0].spent if extra else 0.0
+            interval = IntervalEvaluation(model, self.config.eval_every, (self.xt, self.yt),
+                                          epoch, steps, trained, self.clock)  # fmt: skip
+            self.clock.between_steps(interval)
+        self.clock.start_epoch()
+        try:
+            history = model.fit(
+                self.x[order],
+                self.y[order],
+                batch_size=BATCH_SIZE,
+                epochs=1,
+                shuffle=False,
+                verbose=0,
+                callbacks=[self.guard, progress, *self.callbacks, self.clock],  # the clock last
+            )
+        finally:
+            seconds = self.clock.stop_epoch()
+            if interval is not None:
+                self.clock.hooks.remove(interval)
         if self.guard.at is not None:
             self.write(f"{self.label} DIVERGED in epoch {epoch} at batch {self.guard.at[0]}")
             self.divergence = Divergence(epoch, *self.guard.at)
             return
         logs = {key: float(values[-1]) for key, values in history.history.items()}
+        skip = metrics.WARMUP_STEPS if self.compiled else 0
+        steps_timed = steady_medians(self.clock.current, skip, len(self.x) % BATCH_SIZE != 0)
         self.pending = {"epoch": epoch, "logs": logs, "train_seconds": seconds,
-                        "evaluations": evaluations, "steps": clock.medians()}  # fmt: skip
+                        "evaluations": interval.found if interval else [],
+                        "steps": steps_timed}  # fmt: skip
 
-    def _evaluate(self) -> dict[str, float]:
+    def evaluate(self) -> dict[str, float]:
+        """Evaluate the model on the test set, on the clock; return Keras' logs (loss, accuracy).
+
+        Part of the contract the paired comparison relies on (`bench.compare.side_process`).
+        """
         model, _ = self._started()
-        return model.evaluate(
-            self.xt, self.yt, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True
-        )
+        with self.clock.evaluation():
+            return model.evaluate(self.xt, self.yt, batch_size=EVAL_BATCH_SIZE, verbose=0,
+                                  return_dict=True, callbacks=self.eval_callbacks)  # fmt: skip
+
+    _evaluate = evaluate  # the name older comparison scripts call
 
     def evaluate_epoch(self) -> None:
         """Evaluate on the test set after the last trained epoch; record it; checkpoint."""
@@ -416,8 +413,7 @@ class Trainer:
             return
         model, record = self._started()
         pending, self.pending = self.pending, None
-        started = time.perf_counter()
-        evaluated = self._evaluate()
+        evaluated = self.evaluate()
         epoch, logs, train_seconds = pending["epoch"], pending["logs"], pending["train_seconds"]
         for evaluation in pending["evaluations"]:
             record = record.with_evaluation(evaluation)
@@ -429,7 +425,7 @@ class Trainer:
                 val_loss=float(evaluated["loss"]),
                 val_accuracy=float(evaluated["accuracy"]),
                 train_seconds=train_seconds,
-                eval_seconds=time.perf_counter() - started,
+                eval_seconds=self.clock.evaluations[-1],
                 compiled=self.compiled,
                 step_seconds=pending["steps"][0],
                 step_cpu_seconds=pending["steps"][1],
@@ -460,7 +456,7 @@ class Trainer:
             record = record.finished(timing, weights, divergence=self.divergence,
                                      time_to_target=reached)  # fmt: skip
         elif self.epochs_left == 0:
-            final = self._evaluate()
+            final = self.evaluate()
             result = Final(test_loss=float(final["loss"]), test_accuracy=float(final["accuracy"]))
             record = record.finished(timing, weights, final=result, time_to_target=reached)
         self.record = record
