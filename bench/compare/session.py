@@ -212,6 +212,7 @@ def _one(settings: Settings, pair: Pair, task: Task, backend: str,
             "head": head.done["eval_seconds"] + head.evaluations,
         },
         "clock": {"base": base.ready.get("clock"), "head": head.ready.get("clock")},
+        "off_seconds": {"base": base.done.get("off_seconds"), "head": head.done.get("off_seconds")},
     }
     band = _seed_band(settings, task, backend, pair.hello[1], head.ready["precision"])
     numerics = verdict.numerics(base.done["epochs"], head.done["epochs"], base.done["final"],
