@@ -34,6 +34,7 @@ the driver's ``go`` is a hook off that clock, so no step includes the other side
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import json
 import math
@@ -150,6 +151,8 @@ class Side:
             self.trainer.train_epoch()
         finally:
             self.clock.stop_epoch()
+            gc.collect()  # as the trainer that has a clock does (`settle_garbage`)
+            gc.freeze()
 
     def evaluate_epoch(self) -> None:
         if self.own:

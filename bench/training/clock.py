@@ -17,6 +17,9 @@ What a user waits for is on it; only the harness's own interruptions are off it:
   after a step's reading; the next step is timed from its end, and the epoch's training
   seconds leave it out.
 
+Python's garbage collector is settled between epochs (`bench.training.trainer.settle_garbage`),
+off the clock, so that its full collections do not land at random inside the clock's readings.
+
 The trainer (`bench.training.trainer.Trainer`) owns one clock and writes its readings into the
 run's record (per epoch: `train_seconds`, `eval_seconds`, the median steady step); the stored
 gate, the report, the benchmark JSON and the study's estimate read the record; the paired
