@@ -213,6 +213,7 @@ def _one(settings: Settings, pair: Pair, task: Task, backend: str,
         },
         "clock": {"base": base.ready.get("clock"), "head": head.ready.get("clock")},
         "off_seconds": {"base": base.done.get("off_seconds"), "head": head.done.get("off_seconds")},
+        "setup_end": {"base": base.done.get("setup_end"), "head": head.done.get("setup_end")},
     }
     band = _seed_band(settings, task, backend, pair.hello[1], head.ready["precision"])
     numerics = verdict.numerics(base.done["epochs"], head.done["epochs"], base.done["final"],

@@ -64,6 +64,10 @@ class EpochTimes:
     """The epoch's training seconds, off-clock work left out (None until it ends)."""
     off_seconds: float = 0.0
     """Seconds spent off the clock during the epoch."""
+    setup_seconds: float = 0.0
+    """From `start_epoch` to the epoch's first step's start (`fit`'s set-up)."""
+    end_seconds: float = 0.0
+    """From the last step's end to `stop_epoch` (`on_epoch_end` callbacks, `fit`'s end)."""
 
 
 class TrainingClock(keras.callbacks.Callback):
@@ -101,12 +105,14 @@ class TrainingClock(keras.callbacks.Callback):
 
     def stop_epoch(self) -> float:
         """Stop the epoch's clock: call just after `fit` returns; return its training seconds."""
-        epoch = self.current
-        epoch.seconds = time.perf_counter() - self._epoch_began - epoch.off_seconds
+        epoch, ended = self.current, time.perf_counter()
+        epoch.seconds = ended - self._epoch_began - epoch.off_seconds
+        epoch.end_seconds = ended - self._mark[0]
         return epoch.seconds
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._mark = now()  # the first step's clock starts here, not at `start_epoch`
+        self.current.setup_seconds = self._mark[0] - self._epoch_began
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         wall, cpu = now()
