@@ -66,6 +66,7 @@ class EpochTimes:
     """Seconds spent off the clock during the epoch."""
     setup_seconds: float = 0.0
     """From `start_epoch` to the epoch's first step's start (`fit`'s set-up)."""
+    loop_end_seconds: float = 0.0
     end_seconds: float = 0.0
     """From the last step's end to `stop_epoch` (`on_epoch_end` callbacks, `fit`'s end)."""
 
@@ -113,6 +114,9 @@ class TrainingClock(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._mark = now()  # the first step's clock starts here, not at `start_epoch`
         self.current.setup_seconds = self._mark[0] - self._epoch_began
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.current.loop_end_seconds = time.perf_counter() - self._mark[0]
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         wall, cpu = now()
