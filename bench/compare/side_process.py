@@ -209,7 +209,8 @@ def run(command: dict[str, Any]) -> None:
         send(event="done", status=record.status, epochs=epochs, final=final,
              train_seconds=[e.seconds for e in clock.epochs],
              off_seconds=[e.off_seconds for e in clock.epochs],
-             setup_end=[[e.setup_seconds, e.loop_end_seconds, e.end_seconds] for e in clock.epochs],
+             setup_end=[[e.setup_seconds, e.end_seconds, e.teardown_seconds]
+                       for e in clock.epochs],
              eval_seconds=clock.evaluations[: len(clock.epochs)])  # fmt: skip
         while True:
             command = receive()
