@@ -13,8 +13,8 @@ What a user waits for is on it; only the harness's own interruptions are off it:
   dropping the epoch's data iterator) is `teardown_seconds`, off the clock: the harness calls
   `fit` once per epoch where the notebook calls it once, so the notebook's user never waits
   for it, and it took from 0.01 s to 2.5 s here, at random (TensorFlow's iterator);
-* **an evaluation** runs from the call to `model.evaluate` to its return (its compilation the
-  first time included);
+* **an evaluation** runs from the call to `model.evaluate` to the clock's `on_test_end` (its
+  compilation the first time included; the data iterator's teardown after it left out);
 * **off the clock**: the hooks registered with `between_steps` (the harness's evaluations
   inside an epoch, `--eval-every`, and a paired comparison's wait for its turn). Each runs
   after a step's reading; the next step is timed from its end, and the epoch's training
@@ -91,6 +91,7 @@ class TrainingClock(keras.callbacks.Callback):
         self._mark = (0.0, 0.0)
         self._epoch_began = 0.0
         self._epoch_ended: float | None = None
+        self._test_ended: float | None = None
 
     def between_steps(self, hook: Hook) -> None:
         """Run `hook` after every step, off the clock."""
@@ -140,11 +141,19 @@ class TrainingClock(keras.callbacks.Callback):
         else:
             self._mark = (wall, cpu)
 
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._test_ended = time.perf_counter()
+
     @contextlib.contextmanager
     def evaluation(self) -> Iterator[None]:
-        """Time the evaluation run inside the block (kept in `evaluations`)."""
-        began = time.perf_counter()
+        """Time the evaluation run inside the block (kept in `evaluations`).
+
+        When the clock is among `evaluate`'s callbacks (last), the evaluation ends at its
+        `on_test_end`, leaving out the teardown of `evaluate`'s data iterator, as for epochs.
+        """
+        began, self._test_ended = time.perf_counter(), None
         try:
             yield
         finally:
-            self.evaluations.append(time.perf_counter() - began)
+            ended = self._test_ended if self._test_ended is not None else time.perf_counter()
+            self.evaluations.append(ended - began)

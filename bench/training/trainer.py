@@ -419,7 +419,8 @@ class Trainer:
         model, _ = self._started()
         with self.clock.evaluation():
             return model.evaluate(self.xt, self.yt, batch_size=EVAL_BATCH_SIZE, verbose=0,
-                                  return_dict=True, callbacks=self.eval_callbacks)  # fmt: skip
+                                  return_dict=True,
+                                  callbacks=[*self.eval_callbacks, self.clock])  # fmt: skip
 
     _evaluate = evaluate  # the name older comparison scripts call
 
