@@ -1,0 +1,112 @@
+"""Tally the paired comparison's verdicts: A/A runs and one planted slowdown of each shape.
+
+    python -m bench.investigations.gate_power --rounds 20 [--out docs/measurements/gate-power]
+
+Each round runs, one after another on this machine, `python -m bench compare --base HEAD
+--budget ci` once per kind: A/A on model_1_a and model_1_b, then each speed plant of
+`bench.training.plants` at the given size on model_1_a. Each comparison's verdicts are kept in
+one small JSON file, `<kind>-<round>.json`; a round whose file exists is not run again, so a
+tally stopped half way resumes, and anyone can recount it with `--count`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+KINDS = {
+    "aa": ("none", "model_1_a,model_1_b"),
+    "slow-step": ("slow-step:{size}", "model_1_a"),
+    "between-steps": ("between-steps:{size}", "model_1_a"),
+    "stall": ("stall:{size}", "model_1_a"),
+    "slow-eval": ("slow-eval:{size}", "model_1_a"),
+}
+
+
+def _summary(document: dict) -> dict:
+    archs = []
+    for entry in document["archs"]:
+        found = {"arch": entry["arch"], "status": entry["status"], "failed": entry.get("failed")}
+        for name in ("speed", "training", "evaluation"):
+            if entry.get(name):
+                v = entry[name]
+                found[name] = {"change": v["change"], "low": v["low"] - 1, "high": v["high"] - 1,
+                               "verdict": v["verdict"]}  # fmt: skip
+        found["identical"] = (entry.get("numerics") or {}).get("identical")
+        archs.append(found)
+    return {"plant": document["plant"], "exit_status": document["exit_status"],
+            "seconds": document["seconds"], "base": document["base"]["commit"],
+            "archs": archs}  # fmt: skip
+
+
+def run_one(kind: str, size: str, out: Path, index: int) -> None:
+    """Run one comparison of `kind` and keep its summary as `<kind>-<index>.json`."""
+    plant, archs = KINDS[kind]
+    target = out / f"{kind}-{index:02d}.json"
+    with tempfile.TemporaryDirectory() as scratch:
+        command = [sys.executable, "-m", "bench", "compare", "--base", "HEAD", "--budget", "ci",
+                   "--archs", archs, "--plant", plant.format(size=size), "--out", scratch]  # fmt: skip
+        subprocess.run(command, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        found = Path(scratch) / "compare" / "comparison.json"
+        if not found.exists():
+            print(f"{kind} {index}: no comparison written", file=sys.stderr)
+            return
+        summary = _summary(json.loads(found.read_text()))
+    summary["command"] = " ".join(command[1:-2])
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summary, indent=1) + "\n")
+    tmp.replace(target)
+    print(f"{kind} {index}: exit {summary['exit_status']}", flush=True)
+
+
+def count(out: Path) -> str:
+    """Tally the kept files: per kind and architecture, how often each verdict came."""
+    lines = []
+    for kind in KINDS:
+        files = sorted(out.glob(f"{kind}-*.json"))
+        if not files:
+            continue
+        tallies: dict[str, dict[str, int]] = {}
+        changes: dict[str, list[float]] = {}
+        for path in files:
+            for arch in json.loads(path.read_text())["archs"]:
+                key = arch["arch"]
+                tally = tallies.setdefault(key, {})
+                tally[arch["status"]] = tally.get(arch["status"], 0) + 1
+                for name in arch.get("failed") or []:
+                    tally[f"by {name}"] = tally.get(f"by {name}", 0) + 1
+                what = "evaluation" if kind == "slow-eval" else "training"
+                if arch.get(what):
+                    changes.setdefault(key, []).append(arch[what]["change"])
+        for arch, tally in tallies.items():
+            seen = sorted(changes.get(arch, []))
+            span = f"{seen[0]:+.1%} .. {seen[-1]:+.1%}" if seen else ""
+            runs = sum(v for k, v in tally.items() if not k.startswith("by "))
+            lines.append(f"{kind:14} {arch:10} n={runs:2} {tally}  change {span}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Run the rounds that are missing, then print the tally."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--size", default="0.1", help="each plant's size F (default 0.1)")
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--out", type=Path, default=Path("docs/measurements/gate-power"))
+    parser.add_argument("--count", action="store_true", help="only count the kept files")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.count:
+        for index in range(1, args.rounds + 1):
+            for kind in args.kinds.split(","):
+                if not (args.out / f"{kind}-{index:02d}.json").exists():
+                    run_one(kind, args.size, args.out, index)
+    print(count(args.out))
+
+
+if __name__ == "__main__":
+    main()
