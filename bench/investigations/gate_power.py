@@ -5,13 +5,15 @@
 Each round runs, one after another on this machine, `python -m bench compare --base HEAD
 --budget ci` once per kind: A/A on model_1_a and model_1_b, then each speed plant of
 `bench.training.plants` at the given size on model_1_a. Each comparison's verdicts are kept in
-one small JSON file, `<kind>-<round>.json`; a round whose file exists is not run again, so a
+one small JSON file, `<kind>-<round>.json` (and the whole comparison, every step, gzipped
+beside it, to re-judge with another rule); a round whose file exists is not run again, so a
 tally stopped half way resumes, and anyone can recount it with `--count`.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import subprocess
 import sys
@@ -43,31 +45,36 @@ def _summary(document: dict) -> dict:
             "archs": archs}  # fmt: skip
 
 
-def run_one(kind: str, size: str, out: Path, index: int) -> None:
+def run_one(kind: str, size: str, out: Path, index: int, suffix: str = "") -> None:
     """Run one comparison of `kind` and keep its summary as `<kind>-<index>.json`."""
     plant, archs = KINDS[kind]
-    target = out / f"{kind}-{index:02d}.json"
+    stem = f"{kind}{suffix}-{index:02d}"
+    target = out / f"{stem}.json"
     with tempfile.TemporaryDirectory() as scratch:
-        command = [sys.executable, "-m", "bench", "compare", "--base", "HEAD", "--budget", "ci",
-                   "--archs", archs, "--plant", plant.format(size=size), "--out", scratch]  # fmt: skip
+        command = [sys.executable, "-m", "bench", "compare", "--base", "HEAD", "--budget",
+                   "ci", "--archs", archs, "--plant", plant.format(size=size),
+                   "--out", scratch]  # fmt: skip
         subprocess.run(command, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         found = Path(scratch) / "compare" / "comparison.json"
         if not found.exists():
             print(f"{kind} {index}: no comparison written", file=sys.stderr)
             return
-        summary = _summary(json.loads(found.read_text()))
+        document = json.loads(found.read_text())
+        summary = _summary(document)
+        with gzip.open(out / f"{stem}.raw.json.gz", "wt") as raw:
+            json.dump(document, raw)  # every step, to re-judge with another rule
     summary["command"] = " ".join(command[1:-2])
     tmp = target.with_suffix(".tmp")
     tmp.write_text(json.dumps(summary, indent=1) + "\n")
     tmp.replace(target)
-    print(f"{kind} {index}: exit {summary['exit_status']}", flush=True)
+    print(f"{stem}: exit {summary['exit_status']}", flush=True)
 
 
-def count(out: Path) -> str:
+def count(out: Path, suffix: str = "") -> str:
     """Tally the kept files: per kind and architecture, how often each verdict came."""
     lines = []
     for kind in KINDS:
-        files = sorted(out.glob(f"{kind}-*.json"))
+        files = sorted(out.glob(f"{kind}{suffix}-[0-9][0-9].json"))
         if not files:
             continue
         tallies: dict[str, dict[str, int]] = {}
@@ -97,15 +104,16 @@ def main() -> None:
     parser.add_argument("--size", default="0.1", help="each plant's size F (default 0.1)")
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--out", type=Path, default=Path("docs/measurements/gate-power"))
+    parser.add_argument("--suffix", default="", help="appended to each kind's file names")
     parser.add_argument("--count", action="store_true", help="only count the kept files")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.count:
         for index in range(1, args.rounds + 1):
             for kind in args.kinds.split(","):
-                if not (args.out / f"{kind}-{index:02d}.json").exists():
-                    run_one(kind, args.size, args.out, index)
-    print(count(args.out))
+                if not (args.out / f"{kind}{args.suffix}-{index:02d}.json").exists():
+                    run_one(kind, args.size, args.out, index, args.suffix)
+    print(count(args.out, args.suffix))
 
 
 if __name__ == "__main__":
