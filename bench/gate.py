@@ -15,7 +15,10 @@ versions); `summary()` is the table both front ends print. The bands:
   speed on the runner instead), and not for a run that shared its machine with other runs of
   a study, nor against a baseline whose runs all did (the summary says which and why): the
   steady step time (`metrics.STEP_CLOCK`) fails above ``mean + max(k * sd, floor * mean)``
-  over the baseline's seeds (k = 3, floor = 0.05); a baseline without per-step timings
+  over the baseline's seeds (k = 3, floor = 0.05), and beside it the run's training seconds
+  and evaluation seconds (`metrics.TIMES`, baselines v6), each failing above
+  ``mean + max(k * sd, floor * mean)`` (k = 3, floor = 0.05): a stall in a few steps or a
+  slower evaluation leaves the typical step as it was; a baseline without per-step timings
   (version 4 and older) falls back to efficiency, failing below ``min * (1 - 0.25)``;
 * epochs to the budget's target accuracy (when the baseline's seeds all reached it): fail
   above ``max * (1 + target_margin)`` (0.5) or when not reached: a change that trains faster
@@ -101,6 +104,12 @@ def compare(record: RunRecord, resolved: Resolved, *, speed: bool = True) -> lis
             Check(arch_id, metrics.STEP_CLOCK, getattr(observed, metrics.STEP_CLOCK), step.mean,
                   tolerance.slowest_step(step), "max", origin, seed)
         )  # fmt: skip
+        for metric in metrics.TIMES:
+            seconds = entry.stats(metric)
+            if seconds is not None:
+                bound = tolerance.slowest_time(seconds)
+                checks.append(Check(arch_id, metric, getattr(observed, metric), seconds.mean,
+                                    bound, "max", origin, seed))  # fmt: skip
     elif speed and entry.efficiency is not None:
         checks.append(
             Check(arch_id, "efficiency", observed.efficiency, entry.efficiency.mean,

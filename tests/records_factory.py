@@ -35,6 +35,7 @@ def make_record(
     val_accuracies=None,
     concurrent_runs=None,
     step_seconds=None,
+    eval_seconds=0.1,
 ):
     """Return a record of `epochs` epochs: the first compiling (3 s), the rest `epoch_seconds`.
 
@@ -64,7 +65,7 @@ def make_record(
             Epoch(epoch=e, loss=1.0 / e, accuracy=max(acc - 0.1 / e, 0.0), val_loss=0.9 / e,
                   val_accuracy=(val_accuracies or [max(acc - 0.05 / i, 0.0)
                                                    for i in range(1, epochs + 1)])[e - 1],
-                  train_seconds=3.0 if e == 1 else epoch_seconds, eval_seconds=0.1,
+                  train_seconds=3.0 if e == 1 else epoch_seconds, eval_seconds=eval_seconds,
                   compiled=e == 1, step_seconds=step_seconds,
                   step_cpu_seconds=1.7 * step_seconds if step_seconds else None)
         )  # fmt: skip

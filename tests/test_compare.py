@@ -5,6 +5,7 @@ end-to-end tests compare the working tree with HEAD (the same code: a planted re
 the only difference) at a budget of seconds.
 """
 
+import dataclasses
 import itertools
 import json
 import shutil
@@ -108,15 +109,25 @@ def test_parting_histories_name_the_epoch_and_the_band():
 
 
 def test_exit_codes_follow_the_gate():
-    def result(v):
+    def result(v, training="ok"):
         speed = verdict.Speed(0.03, 0.03, 1.0, 0.99, 1.01, 10, 0.1, v)
-        return verdict.ArchResult("model_1_a", speed, None)
+        total = verdict.Total("training", 3.0, 3.0, 1.0, 0.99, 1.01, 99, 0.1, training)
+        return verdict.ArchResult(
+            "model_1_a",
+            speed,
+            None,
+            training=total,
+            evaluation=dataclasses.replace(total, verdict="ok"),
+        )
 
     broken = verdict.ArchResult("model_1_b", None, None, "base: no such architecture")
     assert verdict.exit_code([result("ok")]) == 0
     assert verdict.exit_code([result("ok"), broken]) == 2
     assert verdict.exit_code([result("unclear")]) == 2
     assert verdict.exit_code([result("slower"), broken]) == 1
+    assert verdict.exit_code([result("ok", training="slower")]) == 1
+    assert result("ok", training="slower").failed == ["training"]
+    assert verdict.exit_code([result("ok", training="unclear")]) == 2
 
 
 def test_thresholds_and_plants_are_checked_when_parsed():
@@ -184,7 +195,7 @@ def test_pytest_bench_fails_a_planted_slowdown_and_carries_the_comparison(pytest
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*cnnbench regression gate*", "*paired comparison with the base*",
                                  "*model_1_a*REGRESSION*identical*",
-                                 "REGRESSION: step time significantly slower*"])  # fmt: skip
+                                 "REGRESSION: significantly slower*model_1_a (step*"])  # fmt: skip
     document = json.loads((out / "bench.json").read_text())["cnnbench_comparison"]
     assert document == json.loads((out / "compare" / "comparison.json").read_text())
     (arch,) = document["archs"]
@@ -216,3 +227,43 @@ def test_a_base_that_cannot_train_is_a_row_and_exit_2(tmp_path):
     assert result.returncode == 2, result.stdout + result.stderr[-2000:]
     assert "CANNOT COMPARE: model_1_a" in result.stdout
     assert "base (working tree with" in result.stdout and "No module named" in result.stdout
+
+
+def paired(step, noise, count, seed):
+    rng = np.random.default_rng(seed)
+    return list(step * np.exp(rng.normal(0, noise, count)))
+
+
+def test_a_stall_in_a_few_steps_fails_the_training_total_not_the_typical_step():
+    """A cost in 3 of 96 steps: the rank statistic cannot see it; the total must."""
+    base = paired(0.03, 0.1, 96, seed=1)
+    head = paired(0.03, 0.1, 96, seed=2)
+    for k in (16, 48, 80):
+        head[k] += 0.2 * 32 * 0.03 / 2  # +10% of the whole, in three steps
+    typical = verdict.speed([[[b, b, 0]] for b in base], [[[h, h, 0]] for h in head])
+    total = verdict.paired_total("training", base, head)
+    assert typical.verdict == "ok" and abs(typical.change) < 0.03
+    assert total.verdict == "slower" and total.change == pytest.approx(0.10, abs=0.04)
+
+
+def test_noise_alike_on_both_sides_passes_the_total():
+    base, head = paired(0.03, 0.1, 96, seed=3), paired(0.03, 0.1, 96, seed=4)
+    total = verdict.paired_total("training", base, head)
+    assert total.verdict == "ok" and total.low < 1 < total.high
+
+
+def test_a_uniform_slowdown_fails_the_total_and_too_few_pairs_are_refused():
+    base = paired(0.2, 0.05, 12, seed=5)
+    slower = [b * 1.15 for b in paired(0.2, 0.05, 12, seed=6)]
+    assert verdict.paired_total("evaluation", base, slower).verdict == "slower"
+    with pytest.raises(ValueError, match="fewer than 6"):
+        verdict.paired_total("evaluation", base[:5], slower[:5])
+
+
+def test_training_durations_sum_to_the_epochs_less_the_compilation():
+    steps = blocks(0.03, 0.1, 12, seed=7)  # 3 epochs of 4 steps; the first step compiles
+    epochs = [sum(s[0][0] for s in steps[k * 4 : (k + 1) * 4]) + 0.05 for k in range(3)]
+    durations = verdict.training_durations(steps, epochs)
+    assert len(durations) == 12 - verdict.WARMUP_STEPS + 3
+    assert sum(durations) == pytest.approx(sum(epochs) - verdict.compile_seconds(steps))
+    assert durations[-3:] == pytest.approx([0.05] * 3)

@@ -9,6 +9,7 @@ from records_factory import make_record
 
 from bench.cli.commands import main as cli_main
 from bench.gate import Gate
+from bench.measurement import metrics
 from bench.storage import baselines, records
 from bench.storage.baselines import BaselineError, Key
 from bench.training import plants
@@ -227,8 +228,8 @@ def test_missing_baseline_says_how_to_create_one(tmp_path):
     [
         (lambda text: text[: len(text) // 2], "not a readable JSON baseline"),
         (
-            lambda text: text.replace('"version": 5', '"version": 9'),
-            "reads versions up to 5 of cnn-mnist-bench/baseline, got 9",
+            lambda text: text.replace('"version": 6', '"version": 9'),
+            "reads versions up to 6 of cnn-mnist-bench/baseline, got 9",
         ),
         (lambda text: text.replace('"mean"', '"average"'), r"archs\.model_1_a\.test_accuracy"),
         (lambda text: text.replace('"sd": 0.005', '"sd": -0.005'), r"test_accuracy\.sd"),
@@ -389,3 +390,33 @@ def test_the_markdown_summary_renders_as_a_table_with_failures_first(tmp_path, m
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     assert gate.write_markdown(None) == summary and gate.write_markdown(None) == summary
     assert summary.read_text().count("<table>") == 0 and summary.read_text().count("| verdict") == 2
+
+
+def test_training_and_evaluation_seconds_are_gated_beside_the_step(tmp_path):
+    """A stall in a few steps, or a slower evaluation, leaves the typical step where it was."""
+    runs = [make_record(seed=i, step_seconds=0.03, epoch_seconds=s, eval_seconds=e)
+            for i, (s, e) in enumerate([(1.0, 0.10), (1.02, 0.11), (0.98, 0.10)])]  # fmt: skip
+    gate = gate_over(tmp_path, runs)
+    entry = baselines.load(tmp_path / "ci" / "tensorflow-float32-cpu-intel-xeon-processor.json")
+    train = entry.archs["model_1_a"].train_seconds_total
+    assert train.mean == pytest.approx(3.0 + 2 * 1.0) and train.sd == pytest.approx(0.04)
+    honest = by_metric(gate.check(make_record(seed=8, step_seconds=0.03, epoch_seconds=1.01)))
+    assert all(honest[m].passed for m in ("step_seconds", *metrics.TIMES))
+    stalled = by_metric(gate.check(make_record(seed=9, step_seconds=0.03, epoch_seconds=1.3)))
+    assert stalled["step_seconds"].passed and not stalled["train_seconds_total"].passed
+    assert stalled["train_seconds_total"].bound == pytest.approx(5.0 + max(3 * 0.04, 0.25))
+    slow_eval = by_metric(gate.check(make_record(seed=7, step_seconds=0.03, eval_seconds=0.2)))
+    assert slow_eval["train_seconds_total"].passed and not slow_eval["eval_seconds_total"].passed
+
+
+def test_a_version_5_baseline_loads_without_time_bands(tmp_path):
+    gate_over(tmp_path, step_runs())
+    path = tmp_path / "ci" / "tensorflow-float32-cpu-intel-xeon-processor.json"
+    document = json.loads(path.read_text())
+    for entry in document["archs"].values():
+        del entry["train_seconds_total"], entry["eval_seconds_total"]
+    path.write_text(json.dumps(dict(document, version=5)))
+    loaded = baselines.load(path)
+    assert loaded.version == 6 and loaded.archs["model_1_a"].train_seconds_total is None
+    checks = by_metric(Gate(tmp_path).check(make_record(seed=9, step_seconds=0.03)))
+    assert "step_seconds" in checks and "train_seconds_total" not in checks

@@ -15,8 +15,9 @@ from bench.measurement import metrics
 from bench.measurement.provenance import accelerator
 from bench.storage import records
 from bench.training.budgets import BUDGETS, Budget
+from bench.training.clock import TrainingClock
 from bench.training.precisions import resolve
-from bench.training.trainer import StepClock, Trainer, train_run
+from bench.training.trainer import Trainer, steady_medians, train_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 
@@ -173,15 +174,47 @@ def test_a_different_configuration_does_not_resume(tmp_path, smoke_run):
         train_run("model_1_b", "smoke", 5, out_dir=out, write=quiet)
 
 
-def test_the_step_clock_leaves_out_warm_up_steps_and_a_partial_last_batch():
-    clock = StepClock(skip=2, steps=5, partial=True)
-    for batch in range(5):
+def test_the_clock_times_steps_end_to_end_and_leaves_its_hooks_off():
+    """What runs between two steps is on the next step's clock; a hook's wait is on none."""
+    clock = TrainingClock()
+    waited = []
+    clock.between_steps(lambda batch: waited.append(time.sleep(0.05)))
+    clock.start_epoch()
+    clock.on_epoch_begin(0)
+    for batch in range(4):
+        time.sleep(0.02 if batch == 2 else 0.0)  # work before the batch: a fetch, a callback
         clock.on_train_batch_begin(batch)
-        time.sleep(0.02 if batch in (2, 3) else 0.0)
         clock.on_train_batch_end(batch)
-    assert len(clock.wall) == 2 and min(clock.wall) >= 0.02  # batches 2 and 3 only
-    assert clock.medians()[0] >= 0.02
-    assert StepClock(skip=5, steps=5, partial=False).medians() == (None, None)
+    time.sleep(0.01)  # an on_epoch_end callback: on the epoch's clock
+    clock.on_epoch_end(0)
+    time.sleep(0.03)  # fit's teardown: off it
+    seconds = clock.stop_epoch()
+    epoch = clock.current
+    assert len(waited) == 4 and epoch.off_seconds >= 0.2
+    assert epoch.wall[2] >= 0.02 and max(epoch.wall[:2] + epoch.wall[3:]) < 0.02
+    assert 0.03 <= seconds < 0.2 and epoch.teardown_seconds >= 0.03
+    assert seconds == pytest.approx(epoch.setup_seconds + sum(epoch.wall) + epoch.end_seconds,
+                                    abs=1e-3)  # fmt: skip
+
+
+def test_steady_medians_leave_out_warm_up_steps_and_a_partial_last_batch():
+    clock = TrainingClock()
+    clock.start_epoch()
+    clock.current.wall[:] = [1.0, 0.5, 0.03, 0.04, 0.9]
+    clock.current.cpu[:] = [1.0, 0.5, 0.06, 0.08, 0.9]
+    assert steady_medians(clock.current, skip=2, partial=True) == (0.035, pytest.approx(0.07))
+    assert steady_medians(clock.current, skip=5, partial=False) == (None, None)
+
+
+def test_an_evaluation_is_timed_to_its_end_not_its_teardown():
+    clock = TrainingClock()
+    with clock.evaluation():
+        time.sleep(0.02)
+        clock.on_test_end()
+        time.sleep(0.05)
+    with clock.evaluation():  # without the clock among evaluate's callbacks: to the return
+        time.sleep(0.02)
+    assert 0.02 <= clock.evaluations[0] < 0.05 and clock.evaluations[1] >= 0.02
 
 
 def test_progress_lines_say_epoch_of_total(tmp_path):

@@ -100,6 +100,10 @@ SPEED = ("efficiency", "best_samples_per_second")
 """The timings among them: kept only from runs that had their machine to themselves."""
 STEP = ("step_seconds", "step_cpu_seconds")
 """Per-step timings a baseline stores when every one of its runs measured them (records v5)."""
+TIMES = ("train_seconds_total", "eval_seconds_total")
+"""A run's training time (every epoch, compilation included) and evaluation time, the sums the
+training clock read (`bench.training.clock`): what a user waits for, gated beside the step, so
+that a cost that lands in a few steps or in evaluation cannot pass with the typical step."""
 STEP_CLOCK = "step_seconds"
 """The per-step timing the stored-baseline gate checks: the steadier of the two, measured
 (README, "The stored-baseline gate")."""

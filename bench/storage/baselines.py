@@ -9,10 +9,11 @@ Speed statistics come only from runs that had their machine to themselves (a stu
 that shared a machine keep their accuracy but not their timings); an architecture with no
 such run has no speed statistics, and the gate then does not check its speed.
 
-Versions: this harness writes version 5. Version 1 (whose best-epoch throughput was called
+Versions: this harness writes version 6. Version 1 (whose best-epoch throughput was called
 `samples_per_second`), version 2 (before time-to-target), version 3 (speed statistics
-always present) and version 4 (before per-step timings) are migrated on load; any other
-version is refused with the command that regenerates it.
+always present), version 4 (before per-step timings) and version 5 (before training and
+evaluation seconds) are migrated on load; any other version is refused with the command that
+regenerates it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from bench.training.backends import BACKENDS, relevant_libraries
 from bench.training.precisions import POLICIES
 
 SCHEMA = "cnn-mnist-bench/baseline"
-VERSION = 5
+VERSION = 6
 MIN_SEEDS = 2
 """The fewest seeds per architecture a baseline is made from: a band needs a spread."""
 
@@ -54,6 +55,8 @@ class Tolerance:
     * loss fails above ``mean + max(k * sd, loss_floor_rel * mean)``;
     * the steady step time (`metrics.STEP_CLOCK`) fails above
       ``mean + max(step_k * sd, step_floor * mean)``;
+    * the run's training seconds and evaluation seconds (`metrics.TIMES`) each fail above
+      ``mean + max(time_k * sd, time_floor * mean)``;
     * efficiency fails below ``min * (1 - efficiency_margin)`` (baselines without step times);
     * epochs to the budget's target accuracy fail above ``max * (1 + target_margin)`` or when
       the target is not reached (only for baselines whose every seed reached it).
@@ -66,6 +69,8 @@ class Tolerance:
     target_margin: float = field(default=0.5, metadata=bounds(0, 10))
     step_k: float = field(default=3.0, metadata=bounds(0, 10))
     step_floor: float = field(default=0.05, metadata=bounds(0, 1))
+    time_k: float = field(default=3.0, metadata=bounds(0, 10))
+    time_floor: float = field(default=0.05, metadata=bounds(0, 1))
 
     def describe(self) -> dict[str, str]:
         """Return the band rule, in words, with this tolerance's numbers."""
@@ -76,6 +81,11 @@ class Tolerance:
             "baseline without per-step timings)",
             metrics.STEP_CLOCK: f"fail above mean + max({self.step_k} * sd, {self.step_floor} "
             "* mean) (only on the baseline's own device class)",
+            **{
+                metric: f"fail above mean + max({self.time_k} * sd, {self.time_floor} * mean) "
+                "(only on the baseline's own device class)"
+                for metric in metrics.TIMES
+            },
             "epochs_to_target": f"fail when not reached, or above max * (1 + "
             f"{self.target_margin}) (only when every baseline seed reached the target)",
         }
@@ -95,6 +105,10 @@ class Tolerance:
     def slowest_step(self, step: MetricStats) -> float:
         """Return the slowest passing step time."""
         return step.mean + max(self.step_k * step.sd, self.step_floor * step.mean)
+
+    def slowest_time(self, seconds: MetricStats) -> float:
+        """Return the longest passing training (or evaluation) time of a run."""
+        return seconds.mean + max(self.time_k * seconds.sd, self.time_floor * seconds.mean)
 
     def latest_target(self, epochs: MetricStats) -> float:
         """Return the most epochs to the target that still pass."""
@@ -171,6 +185,11 @@ class ArchEntry:
     them measured it (records v5); None otherwise."""
     step_cpu_seconds: MetricStats | None = None
     """Steady-step process CPU seconds, likewise."""
+    train_seconds_total: MetricStats | None = None
+    """A run's training seconds (every epoch, compilation included), from runs that had their
+    machine to themselves (baselines v6)."""
+    eval_seconds_total: MetricStats | None = None
+    """A run's evaluation seconds (one per epoch), likewise."""
     """Per-architecture overrides of the baseline's tolerance (pytest-benchmark users ask for
     thresholds per group)."""
 
@@ -308,7 +327,7 @@ def aggregate(runs: Sequence[RunRecord], tolerance: Tolerance | None = None) -> 
                 raise BaselineError(f"{arch_id}: some runs lack {metric} (no steady epoch?)")
             stats[metric] = MetricStats.of([float(v) for v in values]) if values else None
         for metric, among in (("epochs_to_target", derived), ("seconds_to_target", derived),
-                              *((m, alone) for m in metrics.STEP)):  # fmt: skip
+                              *((m, alone) for m in (*metrics.STEP, *metrics.TIMES))):  # fmt: skip
             values = [getattr(d, metric) for d in among]
             if values and all(v is not None for v in values):
                 stats[metric] = MetricStats.of([float(v) for v in values if v is not None])
@@ -354,7 +373,12 @@ def _migrate_v4(document: dict[str, Any]) -> dict[str, Any]:
     return dict(document, version=5)
 
 
-MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4}
+def _migrate_v5(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 5 -> 6: training and evaluation seconds and their band are new (absent before)."""
+    return dict(document, version=6)
+
+
+MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4, 5: _migrate_v5}
 REGENERATE = "regenerate it (python -m bench baseline RECORD.json ...)."
 
 
@@ -465,7 +489,7 @@ def diff(old: Baseline | None, new: Baseline) -> str:
         return "new baseline (there was none before)"
     rows = []
     for arch_id, entry in new.archs.items():
-        for metric in (*metrics.GATED, *metrics.STEP):
+        for metric in (*metrics.GATED, *metrics.STEP, *metrics.TIMES):
             was = old.archs[arch_id].stats(metric) if arch_id in old.archs else None
             now = entry.stats(metric)
             before, after = (s.mean if s else None for s in (was, now))

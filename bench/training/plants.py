@@ -58,15 +58,30 @@ def fraction_of(name: str) -> float:
     return float(fraction) if fraction else DEFAULT_FRACTION
 
 
+def _sleeper() -> Any:
+    """Return a Keras callback base whose `sleep` also keeps what it slept in `slept`."""
+    import keras
+
+    class Sleeper(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.slept: list[float] = []
+
+        def sleep(self, seconds: float) -> None:
+            time.sleep(seconds)
+            self.slept.append(seconds)
+
+    return Sleeper
+
+
 def slow_step(factor: float = DEFAULT_FRACTION) -> Any:
     """Return a callback that makes each step's own work `factor` longer.
 
     After each step it sleeps `factor` times as long as the step took (2.0: three times
     slower; 0.1: 10% slower).
     """
-    import keras
 
-    class SlowStep(keras.callbacks.Callback):
+    class SlowStep(_sleeper()):
         def __init__(self) -> None:
             super().__init__()
             self.started = 0.0
@@ -75,22 +90,21 @@ def slow_step(factor: float = DEFAULT_FRACTION) -> Any:
             self.started = time.perf_counter()
 
         def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-            time.sleep(factor * (time.perf_counter() - self.started))
+            self.sleep(factor * (time.perf_counter() - self.started))
 
     return SlowStep()
 
 
 def between_steps(factor: float = DEFAULT_FRACTION) -> Any:
     """Return a callback that works `factor` times the previous step before each batch."""
-    import keras
 
-    class BetweenSteps(keras.callbacks.Callback):
+    class BetweenSteps(_sleeper()):
         def __init__(self) -> None:
             super().__init__()
             self.previous, self.started = 0.0, 0.0
 
         def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-            time.sleep(factor * self.previous)
+            self.sleep(factor * self.previous)
             self.started = time.perf_counter()
 
         def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
@@ -101,16 +115,15 @@ def between_steps(factor: float = DEFAULT_FRACTION) -> Any:
 
 def stall(factor: float = DEFAULT_FRACTION) -> Any:
     """Return a callback that stalls once per epoch for `factor` of the epoch's training."""
-    import keras
 
-    class Stall(keras.callbacks.Callback):
+    class Stall(_sleeper()):
         def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             self.durations: list[float] = []
 
         def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             steps = self.params.get("steps") or 1
             if batch == steps // 2 and self.durations:  # the typical step, times the epoch
-                time.sleep(factor * float(np.median(self.durations)) * steps)
+                self.sleep(factor * float(np.median(self.durations)) * steps)
             self.started = time.perf_counter()
 
         def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
@@ -121,14 +134,13 @@ def stall(factor: float = DEFAULT_FRACTION) -> Any:
 
 def slow_eval(factor: float = DEFAULT_FRACTION) -> Any:
     """Return an evaluation callback that makes each evaluation `factor` longer."""
-    import keras
 
-    class SlowEval(keras.callbacks.Callback):
+    class SlowEval(_sleeper()):
         def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
             self.began = time.perf_counter()
 
         def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
-            time.sleep(factor * (time.perf_counter() - self.began))
+            self.sleep(factor * (time.perf_counter() - self.began))
 
     return SlowEval()
 

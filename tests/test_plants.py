@@ -1,0 +1,70 @@
+"""Planted slowdowns: each lands where it says, the training clock sees all of it, and none
+changes what the model learns."""
+
+import pytest
+
+from bench.training import plants
+from bench.training.budgets import Budget
+from bench.training.trainer import Trainer, default_data
+
+pytestmark = [pytest.mark.slow, pytest.mark.real_data]
+
+BUDGET = Budget("plants", epochs=2, train_samples=1024, test_samples=512, description="t")
+"""8 steps an epoch: the stall lands before the fifth."""
+
+
+def quiet(line):
+    pass
+
+
+def train(plant):
+    options = plants.trainer_options(plant, default_data())
+    with Trainer("model_1_a", BUDGET, 0, write=quiet, **options) as trainer:
+        while trainer.epochs_left > 0:
+            trainer.train_epoch()
+            trainer.evaluate_epoch()
+        record = trainer.finish()
+    planted = (options.get("callbacks") or options.get("eval_callbacks") or [None])[0]
+    return record, trainer.clock, planted
+
+
+@pytest.fixture(scope="module")
+def honest():
+    return train("none")[0]
+
+
+def history(record):
+    return [(e.loss, e.accuracy, e.val_loss, e.val_accuracy) for e in record.epochs]
+
+
+@pytest.mark.parametrize("plant", ["slow-step:0.5", "between-steps:0.5", "stall:0.5"])
+def test_a_training_plant_is_on_the_clock_and_changes_no_number(plant, honest):
+    record, clock, planted = train(plant)
+    assert history(record) == history(honest) and record.final == honest.final
+    steps_per_epoch = len(clock.epochs[0].wall)
+    per_epoch = len(planted.slept) // len(clock.epochs)
+    assert planted.slept and min(planted.slept) > 0
+    for k, epoch in enumerate(clock.epochs):  # every second slept is on the epoch's clock
+        slept = planted.slept[k * per_epoch : (k + 1) * per_epoch]
+        assert epoch.seconds >= sum(slept) and sum(epoch.wall) >= sum(slept)
+        assert record.epochs[k].train_seconds == epoch.seconds
+    if plant.startswith("stall"):  # once per epoch, in the step before the middle one's end
+        assert len(planted.slept) == len(clock.epochs)
+        for epoch, slept in zip(clock.epochs, planted.slept, strict=True):
+            assert epoch.wall[steps_per_epoch // 2] >= slept
+
+
+def test_a_slower_evaluation_is_on_the_evaluation_clock_only(honest):
+    record, clock, planted = train("slow-eval:0.5")
+    assert history(record) == history(honest) and record.final == honest.final
+    assert len(planted.slept) == len(clock.evaluations) == len(record.epochs) + 1  # and final
+    for seconds, slept in zip(clock.evaluations, planted.slept, strict=True):
+        assert seconds >= slept
+    assert [e.eval_seconds for e in record.epochs] == clock.evaluations[: len(record.epochs)]
+
+
+@pytest.mark.parametrize("name", ["slow-step:0", "stall:11", "between-steps:inf",
+                                  "slow-eval:nan", "stall:x", "lr0:0.1", "fast-step"])  # fmt: skip
+def test_a_plant_out_of_bounds_is_refused_saying_the_bounds(name):
+    with pytest.raises(ValueError, match=r"unknown plant .*\(0, 10\]"):
+        plants.check(name)
