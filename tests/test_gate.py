@@ -252,7 +252,7 @@ def test_version_1_baselines_are_migrated_on_load(tmp_path):
         entry["samples_per_second"] = entry.pop("best_samples_per_second")
     path.write_text(json.dumps(document))
     loaded = baselines.load(path)
-    assert loaded.version == 5
+    assert loaded.version == baselines.VERSION == 6
     assert loaded.archs["model_1_a"].best_samples_per_second.mean == pytest.approx(4096)
 
 
