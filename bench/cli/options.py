@@ -189,8 +189,10 @@ OPTIONS: dict[str, Option] = {
         Option("allow-fewer-seeds", "let a regenerated baseline replace entries measured "
                "over more seeds", flag=True),
         Option("plant", "plant a regression to prove the gate fails on it: none, lr0, "
-               "shuffled-labels, slow-step (3x slower), slow-step:F (steps slower by the "
-               "fraction F); `compare` plants it in the head", "none", type=plant),
+               "shuffled-labels, or a slowdown of one shape by the fraction F (0 < F <= 10): "
+               "slow-step:F (each step's own work), between-steps:F (work before each "
+               "batch), stall:F (once per epoch), slow-eval:F (each evaluation); `compare` "
+               "plants it in the head", "none", type=plant),
         Option("precisions", "a study's precisions, comma-separated (default: --precision)",
                type=precisions, listed=True),
         Option("executor", "where a study's runs train: local (one at a time, each in its own "
@@ -213,8 +215,9 @@ OPTIONS: dict[str, Option] = {
         Option("head", "compare: the head, a git ref (default: this working tree)"),
         Option("base-python", "compare: the base's Python interpreter, another environment "
                "(a library upgrade); with no --base, both sides run this working tree"),
-        Option("threshold", "compare: the slowdown of a training step the comparison must "
-               "catch (default 10%%): fails when a significant slowdown exceeds half of it",
+        Option("threshold", "compare: the slowdown of the typical step, the training time or "
+               "the evaluation time the comparison must catch (default 10%%): fails when a "
+               "significant slowdown of any exceeds half of it",
                0.10, type=fraction),
         Option("block", "compare: steps each side trains before the other takes its turn "
                "(default 1: the closest pairs, the narrowest intervals)", 1, type=positive),
