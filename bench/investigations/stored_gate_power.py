@@ -93,9 +93,9 @@ def main() -> None:
     for path in sorted(args.out.glob("*.json")):
         run = json.loads(path.read_text())
         failed = [c["metric"] for c in run["checks"] if not c["passed"]]
+        timed = ("step_seconds", "train_seconds_total", "eval_seconds_total")
         changes = {c["metric"]: f"{c['change']:+.1%}" for c in run["checks"]
-                   if c["metric"] in ("step_seconds", "train_seconds_total",
-                                      "eval_seconds_total") and c["change"] is not None}  # fmt: skip
+                   if c["metric"] in timed and c["change"] is not None}  # fmt: skip
         print(f"{path.stem:22} failed={failed} {changes}")
 
 
