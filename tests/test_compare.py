@@ -267,3 +267,33 @@ def test_training_durations_sum_to_the_epochs_less_the_compilation():
     assert len(durations) == 12 - verdict.WARMUP_STEPS + 3
     assert sum(durations) == pytest.approx(sum(epochs) - verdict.compile_seconds(steps))
     assert durations[-3:] == pytest.approx([0.05] * 3)
+
+
+def _before_the_clock():
+    added = subprocess.run(["git", "-C", str(source_root()), "log", "--diff-filter=A",
+                            "--format=%H", "--", "bench/training/clock.py"],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    first = added.stdout.split()[-1:] if added.returncode == 0 else []
+    if not first:
+        return None
+    parent = subprocess.run(["git", "-C", str(source_root()), "rev-parse", "--verify",
+                             "--quiet", f"{first[0]}^"], capture_output=True, text=True,
+                            check=False)  # fmt: skip
+    return parent.stdout.strip() or None
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_a_base_from_before_the_training_clock_is_timed_by_the_heads(tmp_path):
+    """The protocol drives older commits: their trainer has no clock, so the head's times it."""
+    old = _before_the_clock()
+    if old is None:
+        pytest.skip("no commit from before bench/training/clock.py in this clone")
+    result = compare(tmp_path, "--base", old, "--archs", "model_1_a", "--budget", "smoke",
+                     "--epochs", "4")  # fmt: skip
+    document = json.loads((tmp_path / "compare" / "comparison.json").read_text())
+    (arch,) = document["archs"]
+    assert arch["clock"] == {"base": "head's", "head": "trainer's"}, result.stderr[-2000:]
+    assert arch["numerics"]["identical"]  # the clock changed, not the training
+    assert arch["training"]["pairs"] == 13 + 4 and arch["evaluation"]["pairs"] == 4 - 1 + 20
+    assert len(arch["eval_seconds"]["base"]) == len(arch["eval_seconds"]["head"]) == 4 + 20

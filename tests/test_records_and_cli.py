@@ -189,3 +189,31 @@ def test_the_repository_pins_the_libraries_that_move_the_numbers():
 
     pinned = pins.read(Path(__file__).resolve().parents[1] / "constraints.txt")
     assert {"tensorflow", "keras", "numpy", "pytest-benchmark"} <= set(pinned)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [('{"version": ' + "9" * 5000 + "}", "digits"),
+     ("[" * 100_000 + "]" * 100_000, "not a readable JSON record"),
+     ("\xff\xfe", "not a readable JSON record")],
+)  # fmt: skip
+def test_a_crafted_record_is_refused_naming_its_file_and_set_aside(tmp_path, content, message):
+    from bench.training.runfolder import RunFolder
+
+    folder = RunFolder(tmp_path)
+    folder.record.write_text(content, encoding="latin-1")
+    with pytest.raises(records.RecordError, match=message) as error:
+        records.load(folder.record)
+    assert str(folder.record) in str(error.value)
+    lines = []
+    assert folder.load_or_set_aside(lines.append) is None and not folder.record.exists()
+    assert "moved aside" in lines[0]
+
+
+def test_a_named_pipe_is_refused_without_blocking(tmp_path):
+    import os
+
+    pipe = tmp_path / "record.json"
+    os.mkfifo(pipe)
+    with pytest.raises(records.RecordError, match="not a regular file"):
+        records.load(pipe)

@@ -171,7 +171,7 @@ class Task:
     seed: int
     precision: str
     block: int
-    eval_repeats: int = 10
+    eval_repeats: int = 20
     """Evaluations each side repeats after training, interleaved, for the evaluation verdict."""
 
     def command(self, plant: str) -> dict[str, Any]:

@@ -21,12 +21,16 @@ import tempfile
 from pathlib import Path
 
 KINDS = {
-    "aa": ("none", "model_1_a,model_1_b"),
-    "slow-step": ("slow-step:{size}", "model_1_a"),
-    "between-steps": ("between-steps:{size}", "model_1_a"),
-    "stall": ("stall:{size}", "model_1_a"),
-    "slow-eval": ("slow-eval:{size}", "model_1_a"),
+    "aa": ("none", "model_1_a,model_1_b", 1.0),
+    "slow-step": ("slow-step:{size}", "model_1_a", 1.0),
+    "between-steps": ("between-steps:{size}", "model_1_a", 1.0),
+    "stall": ("stall:{size}", "model_1_a", 1.25),
+    "slow-eval": ("slow-eval:{size}", "model_1_a", 2.5),
 }
+"""Each kind's plant, architectures, and the plant's size per unit of `--size`: a stall of
+F of the steps at their median pace, and F of an evaluation's batches, slow the totals by
+less than F (the epoch's slower steps and its set-up, the evaluation's set-up), so they are
+planted larger to slow the total by at least `--size` (measured: the tallies' changes)."""
 
 
 def _summary(document: dict) -> dict:
@@ -47,12 +51,12 @@ def _summary(document: dict) -> dict:
 
 def run_one(kind: str, size: str, out: Path, index: int, suffix: str = "") -> None:
     """Run one comparison of `kind` and keep its summary as `<kind>-<index>.json`."""
-    plant, archs = KINDS[kind]
+    plant, archs, scale = KINDS[kind]
     stem = f"{kind}{suffix}-{index:02d}"
     target = out / f"{stem}.json"
     with tempfile.TemporaryDirectory() as scratch:
         command = [sys.executable, "-m", "bench", "compare", "--base", "HEAD", "--budget",
-                   "ci", "--archs", archs, "--plant", plant.format(size=size),
+                   "ci", "--archs", archs, "--plant", plant.format(size=f"{float(size) * scale:g}"),
                    "--out", scratch]  # fmt: skip
         subprocess.run(command, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         found = Path(scratch) / "compare" / "comparison.json"

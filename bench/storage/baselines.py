@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,13 +33,18 @@ from bench.measurement import metrics
 from bench.measurement.stats import describe
 from bench.storage import layout, schema
 from bench.storage.atomic import write_json
-from bench.storage.records import Device, RunRecord
+from bench.storage.records import MAX_SEED, Device, RunRecord
 from bench.storage.schema import SchemaError, bounds, one_of, safe_name
 from bench.training.backends import BACKENDS, relevant_libraries
 from bench.training.precisions import POLICIES
 
 SCHEMA = "cnn-mnist-bench/baseline"
 VERSION = 6
+MAX_STAT = 1e9
+"""No gated figure comes near this (seconds, accuracies, losses, FLOP fractions): a larger one
+is crafted, and a band around it could never fail."""
+MAX_LOSS = 16.2
+"""Cross-entropy of probabilities clipped at 1e-7 (Keras) is at most -ln(1e-7) = 16.12."""
 MIN_SEEDS = 2
 """The fewest seeds per architecture a baseline is made from: a band needs a spread."""
 
@@ -134,9 +140,21 @@ class MetricStats:
     values: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        numbers = (self.mean, self.sd, self.min, self.max, *self.values)
+        if not all(math.isfinite(v) and abs(v) <= MAX_STAT for v in numbers):
+            raise ValueError(f"values must be finite and at most {MAX_STAT:g} in size")
         slack = 1e-9 * max(1.0, abs(self.max), abs(self.min))  # fmean's rounding
         if not self.min - slack <= self.mean <= self.max + slack:
             raise ValueError(f"min <= mean <= max fails: {self.min}, {self.mean}, {self.max}")
+        if self.values:  # what was measured must be what is summarised
+            summary = describe(self.values)
+            if self.n != summary.n:
+                raise ValueError(f"n is {self.n} but {summary.n} values are given")
+            for name in ("mean", "sd", "min", "max"):
+                if not math.isclose(getattr(self, name), getattr(summary, name),
+                                    rel_tol=1e-6, abs_tol=1e-12):  # fmt: skip
+                    raise ValueError(f"{name} {getattr(self, name)} is not the {name} of the "
+                                     f"values ({getattr(summary, name)})")  # fmt: skip
 
     @classmethod
     def of(cls, values: Sequence[float]) -> MetricStats:
@@ -196,6 +214,14 @@ class ArchEntry:
     def __post_init__(self) -> None:
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: the same seed appears twice: {list(self.seeds)}")
+        if any(not 0 <= seed <= MAX_SEED for seed in self.seeds):
+            raise ValueError(f"seeds: each must be in [0, {MAX_SEED}]: {list(self.seeds)}")
+        for name in ("test_accuracy", "test_loss"):
+            if self.stats(name).n != len(self.seeds):
+                raise ValueError(f"{name}: n is {self.stats(name).n} for {len(self.seeds)} seeds")
+        if self.test_loss.max > MAX_LOSS:
+            raise ValueError(f"test_loss: {self.test_loss.max} exceeds {MAX_LOSS}, the largest "
+                             "cross-entropy Keras reports")  # fmt: skip
 
     def stats(self, metric: str) -> MetricStats | None:
         """Return the statistics of one of `bench.measurement.metrics.GATED` (None: not kept)."""
@@ -447,6 +473,11 @@ def resolve(key: Key, versions: dict[str, str], root: Path) -> Resolved:
     exact = key.path(root)
     if exact.exists():
         baseline = load(exact)
+        if baseline.key != key:
+            raise BaselineError(
+                f"{exact}: its content is the baseline of {baseline.key}, not of {key} as its "
+                "name says (copied or renamed?); move it back or regenerate it"
+            )
         return Resolved(exact, baseline, "exact key", tuple(crossings(key, versions, baseline)))
     candidates = []
     for path in layout.baseline_files(root, key.budget):

@@ -173,13 +173,35 @@ def load_versioned(
     return load(cls, document)
 
 
+MAX_JSON_BYTES = 64 * 2**20
+"""The largest JSON file the harness reads (a record with every layer's histogram is ~100 KB)."""
+
+
 def read_json(path: Path, error: type[Exception], what: str) -> Any:
-    """Parse a JSON file; raise `error` naming the file when it is absent or not JSON."""
+    """Parse a JSON file; raise `error` naming the file when it cannot be taken as JSON.
+
+    Every file the harness reads may be crafted: only a regular file (a named pipe would block
+    for ever), at most `MAX_JSON_BYTES`, is read; integers of more digits than Python parses
+    and nesting deeper than it recurses are refused like any other malformed JSON.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise error(f"{path}: no such {what}")
+    if not path.is_file():
+        raise error(f"{path}: not a regular file, so not a {what}; move it away")
     try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise error(f"{path}: no such {what}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as problem:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            data = handle.read(MAX_JSON_BYTES + 1)
+    except OSError as problem:
+        raise error(f"{path}: not a readable JSON {what} ({problem})") from None
+    if max(size, len(data)) > MAX_JSON_BYTES:
+        raise error(f"{path}: {max(size, len(data))} bytes, more than a {what} can hold "
+                    f"({MAX_JSON_BYTES} at most); move it away")  # fmt: skip
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as problem:
+        # ValueError: malformed JSON, or an integer of more digits than Python converts.
         raise error(f"{path}: not a readable JSON {what} ({problem})") from None
 
 
