@@ -115,8 +115,9 @@ def compare(record: RunRecord, resolved: Resolved, *, speed: bool = True) -> lis
             Check(arch_id, "efficiency", observed.efficiency, entry.efficiency.mean,
                   tolerance.lowest_efficiency(entry.efficiency), "min", origin, seed)
         )  # fmt: skip
-    if entry.epochs_to_target is not None and record.time_to_target is not None:
-        # Machine-independent, so gated with accuracy: not reached counts as missing.
+    if entry.epochs_to_target is not None:
+        # Machine-independent, so gated with accuracy: not reached, or not measured (a record
+        # without time to target), counts as missing.
         checks.append(
             Check(arch_id, "epochs_to_target", observed.epochs_to_target,
                   entry.epochs_to_target.mean, tolerance.latest_target(entry.epochs_to_target),
@@ -265,17 +266,33 @@ class Gate:
         return "\n".join(lines) + "\n"
 
     def write_markdown(self, path: Path | None) -> Path | None:
-        """Append the Markdown summary to `path`, else to $GITHUB_STEP_SUMMARY when set."""
+        """Append the Markdown summary to `path`, else to $GITHUB_STEP_SUMMARY when set.
+
+        Raises SummaryError (`append_summary`).
+        """
         return append_summary(path, self.markdown())
 
 
+class SummaryError(OSError):
+    """The Markdown summary could not be written; the verdict it summarises stands."""
+
+
 def append_summary(path: Path | None, markdown: str) -> Path | None:
-    """Append Markdown to `path`, else to $GITHUB_STEP_SUMMARY when set; return where."""
+    """Append Markdown to `path`, else to $GITHUB_STEP_SUMMARY when set; return where.
+
+    Raises SummaryError naming the file when it cannot be written (a folder, no space, no
+    permission): the callers say so and keep the verdict's exit status.
+    """
     target = path or (Path(os.environ["GITHUB_STEP_SUMMARY"])
                       if os.environ.get("GITHUB_STEP_SUMMARY") else None)  # fmt: skip
     if target is None:
         return None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("a", encoding="utf-8") as handle:  # GitHub's summary file appends
-        handle.write(markdown + "\n")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("a", encoding="utf-8") as handle:  # GitHub's summary file appends
+            handle.write(markdown + "\n")
+    except OSError as error:
+        raise SummaryError(f"could not append the Markdown summary to {target} "
+                           f"({error.strerror or error}); the verdict above stands"
+                           ) from None  # fmt: skip
     return target

@@ -297,3 +297,11 @@ def test_a_base_from_before_the_training_clock_is_timed_by_the_heads(tmp_path):
     assert arch["numerics"]["identical"]  # the clock changed, not the training
     assert arch["training"]["pairs"] == 13 + 4 and arch["evaluation"]["pairs"] == 4 - 1 + 20
     assert len(arch["eval_seconds"]["base"]) == len(arch["eval_seconds"]["head"]) == 4 + 20
+
+
+def test_a_comparison_refuses_an_evaluation_interval_it_would_ignore():
+    from bench.compare.session import compare as run
+
+    settings = Settings.parse(lambda dest: {"base": "HEAD", "eval_every": 2}.get(dest))
+    with pytest.raises(Exception, match="does not evaluate inside epochs"):
+        run(settings)

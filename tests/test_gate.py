@@ -420,3 +420,58 @@ def test_a_version_5_baseline_loads_without_time_bands(tmp_path):
     assert loaded.version == 6 and loaded.archs["model_1_a"].train_seconds_total is None
     checks = by_metric(Gate(tmp_path).check(make_record(seed=9, step_seconds=0.03)))
     assert "step_seconds" in checks and "train_seconds_total" not in checks
+
+
+def crafted(tmp_path, edit):
+    path, _ = baselines.regenerate(runs(), tmp_path)
+    document = json.loads(path.read_text())
+    edit(document, document["archs"]["model_1_a"])
+    path.write_text(json.dumps(document))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d, e: e.update(seeds=[-7, 10**12]), r"seeds: each must be in \[0,"),
+        (lambda d, e: e["test_accuracy"].update(n=99), "n is 99 but 3 values"),
+        (lambda d, e: e["test_accuracy"].update(n=99, values=[]), "test_accuracy: n is 99 for 3"),
+        (lambda d, e: e["test_loss"].update(mean=1e308, max=1e308), "finite and at most"),
+        (lambda d, e: e["test_loss"].update(mean=20, max=20, min=20, sd=0, values=[20] * 3),
+         "exceeds 16.2"),
+        (lambda d, e: e["test_accuracy"].update(mean=0.951), "mean 0.951 is not the mean"),
+    ],
+)  # fmt: skip
+def test_a_crafted_baseline_is_refused_saying_what_is_wrong(tmp_path, edit, message):
+    path = crafted(tmp_path, edit)
+    with pytest.raises(BaselineError, match=message) as error:
+        baselines.load(path)
+    assert str(path) in str(error.value)
+
+
+def test_a_baseline_whose_content_holds_another_key_is_not_taken_for_its_name(tmp_path):
+    path = crafted(tmp_path, lambda d, e: d["key"].update(precision="mixed_bfloat16"))
+    with pytest.raises(BaselineError, match=r"its content is the baseline of .*mixed_bfloat16"):
+        Gate(tmp_path).check(make_record(seed=9))
+    assert path.exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "full"])
+def test_an_unwritable_summary_is_said_and_keeps_the_gates_exit_status(tmp_path, capsys, kind):
+    import os
+
+    if kind == "full" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    baselines.regenerate(runs(), tmp_path / "b")
+    record = make_record(seed=9, acc=0.5)  # a regression: exit 1
+    path = tmp_path / "r.json"
+    records.save(record, path)
+    target = tmp_path if kind == "folder" else "/dev/full"
+    status = cli_main(["gate", str(path), "--baselines", str(tmp_path / "b"), "--summary",
+                       str(target)])  # fmt: skip
+    err = capsys.readouterr().err
+    if kind == "folder":  # refused before anything runs
+        assert status == 2 and "is a folder" in err
+    else:
+        assert status == 1 and "could not append the Markdown summary to /dev/full" in err
+        assert "No space left on device" in err and "the verdict above stands" in err

@@ -99,3 +99,11 @@ def test_an_evaluation_interval_leaves_training_unchanged_and_records_finer_time
         assert reached.reached == (first is not None)
         if first:
             assert reached.epochs == first.position
+
+
+def test_a_record_without_time_to_target_fails_like_one_that_never_reached_it(tmp_path):
+    gate = _baseline(tmp_path, reach_epochs=(1, 1, 2))
+    unmeasured = make_record(seed=9, epochs=3)  # time_to_target: null
+    assert unmeasured.time_to_target is None
+    failed = {c.metric: c for c in gate.check(unmeasured)}["epochs_to_target"]
+    assert not failed.passed and "epochs_to_target = missing" in failed.message()

@@ -342,9 +342,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     for record in _load(args.records):
         gate.check(record)
     print(gate.summary())
-    written = gate.write_markdown(settings.summary)
-    if written:
-        print(f"Markdown summary appended to {written}")
+    _summarise(lambda: gate.write_markdown(settings.summary))
     for check in gate.failed:
         print(check.message(), file=sys.stderr)
     return 1 if gate.failed else 0
@@ -359,10 +357,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
     comparison = compare(settings)
     print(comparison.summary())
     print(f"JSON: {layout.Results(settings.out).comparison_json}")
-    written = append_summary(settings.summary, comparison.markdown())
+    _summarise(lambda: append_summary(settings.summary, comparison.markdown()))
+    return comparison.exit_code
+
+
+def _summarise(write: Any) -> None:
+    """Write a Markdown summary; say where, or say on stderr why not (the verdict stands)."""
+    from bench.gate import SummaryError
+
+    try:
+        written = write()
+    except SummaryError as error:
+        print(f"warning: {error}", file=sys.stderr)
+        return
     if written:
         print(f"Markdown summary appended to {written}")
-    return comparison.exit_code
 
 
 def cmd_peers(args: argparse.Namespace) -> int:

@@ -319,6 +319,9 @@ class Settings:
             )
         if settings.regen and settings.plant != "none":
             raise OptionError("regenerating with a planted regression would store it")
+        if settings.summary is not None and Path(settings.summary).is_dir():
+            raise OptionError(f"--summary {settings.summary} is a folder; give the Markdown "
+                              "file to append to, e.g. results/ci/summary.md")  # fmt: skip
         return settings
 
     def pytest_args(self, names: Sequence[str]) -> list[str]:

@@ -214,14 +214,24 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if bench.comparison is not None:
         terminalreporter.write_line("paired comparison with the base, on this machine:")
         terminalreporter.write_line(bench.comparison.summary())
-        from bench.gate import append_summary
+        from bench.gate import SummaryError, append_summary
 
-        written = append_summary(bench.settings.summary, bench.comparison.markdown())
+        try:
+            written = append_summary(bench.settings.summary, bench.comparison.markdown())
+        except SummaryError as error:
+            terminalreporter.write_line(f"WARNING: {error}", red=True)
+            written = None
         if written and not bench.gate.checks:
             terminalreporter.write_line(f"Markdown summary appended to {written}")
     if bench.gate.checks:
+        from bench.gate import SummaryError
+
         terminalreporter.write_line(bench.gate.summary())
-        written = bench.gate.write_markdown(bench.settings.summary)
+        try:
+            written = bench.gate.write_markdown(bench.settings.summary)
+        except SummaryError as error:
+            terminalreporter.write_line(f"WARNING: {error}", red=True)
+            written = None
         if written:
             terminalreporter.write_line(f"Markdown summary appended to {written}")
     for note in bench.notes:

@@ -173,6 +173,10 @@ def compare(settings: Settings, say: Say = say_on_stderr) -> Comparison:
     if settings.base is None and settings.base_python is None:
         raise OptionError("give the base to compare against: --base REF (a git ref, e.g. "
                           "HEAD~1) and/or --base-python PATH (another environment)")  # fmt: skip
+    if settings.eval_every:
+        raise OptionError("a comparison does not evaluate inside epochs (--eval-every): it "
+                          "times each epoch's evaluation and 20 more after training; drop "
+                          "--eval-every")  # fmt: skip
     todo = tasks(settings)
     backend = settings.backend or requested()
     results = layout.Results(settings.out)
