@@ -197,11 +197,18 @@ def test_regenerating_some_architectures_keeps_the_others_and_their_overrides(tm
     assert "-11.11%" in changes
 
 
-def test_regenerating_under_other_versions_replaces_the_whole_file(tmp_path):
-    baselines.regenerate(runs(), tmp_path)
+def test_regenerating_under_other_versions_replaces_the_file_only_when_it_loses_nothing(
+    tmp_path,
+):
+    path, _ = baselines.regenerate(runs(), tmp_path)
+    before = path.read_bytes()
     newer = [make_record("model_2_a", seed=s, versions={"keras": "4.0"}) for s in (0, 1)]
-    path, changes = baselines.regenerate(newer, tmp_path)
-    assert list(baselines.load(path).archs) == ["model_2_a"]
+    with pytest.raises(BaselineError, match=r"also holds model_1_a.*would drop them"):
+        baselines.regenerate(newer, tmp_path)
+    assert path.read_bytes() == before  # model_1_a's entry is not lost
+    both = newer + [make_record(seed=s, versions={"keras": "4.0"}) for s in (0, 1, 2)]
+    path, changes = baselines.regenerate(both, tmp_path)
+    assert sorted(baselines.load(path).archs) == ["model_1_a", "model_2_a"]
     assert changes.startswith("replaced whole: library versions or device differ")
 
 

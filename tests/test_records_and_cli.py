@@ -202,12 +202,15 @@ def test_a_crafted_record_is_refused_naming_its_file_and_set_aside(tmp_path, con
 
     folder = RunFolder(tmp_path)
     folder.record.write_text(content, encoding="latin-1")
+    folder.model.write_bytes(b"the model the record describes")
     with pytest.raises(records.RecordError, match=message) as error:
         records.load(folder.record)
     assert str(folder.record) in str(error.value)
     lines = []
     assert folder.load_or_set_aside(lines.append) is None and not folder.record.exists()
-    assert "moved aside" in lines[0]
+    assert "moved aside" in lines[0] and "its model" in lines[0] and not folder.model.exists()
+    (kept,) = tmp_path.glob(f"{folder.model.name}.corrupt-*")
+    assert kept.read_bytes() == b"the model the record describes"  # nothing lost
 
 
 def test_a_named_pipe_is_refused_without_blocking(tmp_path):

@@ -538,9 +538,10 @@ def regenerate(
     """Aggregate `runs` into their baseline file (atomically); return it and what changed.
 
     Architectures not among `runs` keep their entries when the old file was measured with
-    the same library versions and device; otherwise the file is replaced whole, since entries
-    from different versions must not sit under one provenance. Per-architecture tolerance
-    overrides are kept. An entry is never replaced by one of fewer seeds unless
+    the same library versions and device; otherwise, since entries from different versions
+    must not sit under one provenance, the file is replaced whole when `runs` cover every
+    architecture it holds, and refused (BaselineError, the file untouched) when they do not.
+    Per-architecture tolerance overrides are kept. An entry is never replaced by one of fewer seeds unless
     `allow_fewer_seeds`; the old file stays whole until the new one is written.
     """
     new = aggregate(runs)
@@ -568,8 +569,16 @@ def regenerate(
             new.provenance.versions,
             new.provenance.device,
         )
+        left = sorted(set(old.archs) - set(archs))
         if same:
             archs = {a: e for a, e in old.archs.items() if a not in archs} | archs
+        elif left:
+            raise BaselineError(
+                f"{path} also holds {', '.join(left)}, measured with other library versions or "
+                "on another device; one baseline has one provenance, so regenerating only "
+                f"{', '.join(sorted(archs))} would drop them. Regenerate them too (give their "
+                f"records from these versions), or move {path} away to start a new baseline."
+            )
         else:
             note = "replaced whole: library versions or device differ from the old baseline\n"
         new = dataclasses.replace(new, archs=archs)

@@ -58,11 +58,18 @@ class RunFolder:
         return records.load(self.record) if self.record.exists() else None
 
     def load_or_set_aside(self, write: Writer) -> RunRecord | None:
-        """Return the folder's record; one that cannot be read is moved aside (None)."""
+        """Return the folder's record; one that cannot be read is moved aside (None).
+
+        The trained model beside it goes aside with it, so that a retrain does not overwrite
+        the model the set-aside record describes.
+        """
         try:
             return self.load()
         except RecordError as error:
-            write(f"unreadable record moved aside to {set_aside(self.record)}: {error}")
+            moved = set_aside(self.record)
+            companions = [set_aside(self.model)] if self.model.exists() else []
+            kept = "".join(f" (its model to {path.name})" for path in companions)
+            write(f"unreadable record moved aside to {moved}{kept}: {error}")
             return None
 
     def completed(self, config: Config, data_digest: str) -> RunRecord | None:
