@@ -541,8 +541,8 @@ def regenerate(
     the same library versions and device; otherwise, since entries from different versions
     must not sit under one provenance, the file is replaced whole when `runs` cover every
     architecture it holds, and refused (BaselineError, the file untouched) when they do not.
-    Per-architecture tolerance overrides are kept. An entry is never replaced by one of fewer seeds unless
-    `allow_fewer_seeds`; the old file stays whole until the new one is written.
+    Per-architecture tolerance overrides are kept. An entry is never replaced by one of fewer
+    seeds unless `allow_fewer_seeds`; the old file stays whole until the new one is written.
     """
     new = aggregate(runs)
     path = new.key.path(root)
