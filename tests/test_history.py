@@ -108,3 +108,27 @@ def test_a_step_seen_only_a_commit_later_is_placed_where_it_happened(tmp_path):
     (point,) = [p for p in history.change_points(history.load([tmp_path])[0])
                 if p.metric == "efficiency"]  # fmt: skip
     assert point.commit[0] == "e"
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [lambda d: d.update(commit_info=[]), lambda d: d["commit_info"].update(id=12345),
+     lambda d: [b["extra_info"].update(arch=["model_1_a"]) for b in d["benchmarks"]],
+     lambda d: d.update(benchmarks="none")],
+)  # fmt: skip
+def test_a_crafted_saved_run_is_a_problem_named_by_its_file_not_a_traceback(tmp_path, edit):
+    save_run(tmp_path, 1, "a", [0.4, 0.41])
+    path = save_run(tmp_path, 2, "b", [0.4, 0.41])
+    document = json.loads(path.read_text())
+    edit(document)
+    path.write_text(json.dumps(document))
+    commits, problems = history.load([tmp_path])
+    assert [c.id[0] for c in commits] == ["a"] and str(path) in " ".join(problems)
+
+
+def test_a_reference_commit_whose_mean_is_zero_compares_without_dividing_by_it(tmp_path):
+    save_run(tmp_path, 1, "a", [0.4, 0.41], accuracy=0.0)
+    save_run(tmp_path, 2, "b", [0.4, 0.41], accuracy=0.9)
+    commits, _ = history.load([tmp_path])
+    table = history.compare(commits)
+    assert "+0.9000 (from 0)" in table

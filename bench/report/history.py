@@ -24,7 +24,6 @@ listed as unreadable, with why.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import statistics
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from matplotlib.figure import Figure
 from tabulate import tabulate
 
 from bench.measurement.stats import welch_p
+from bench.storage import schema
 
 METRICS = {
     "test_accuracy": ("test accuracy", "higher"),
@@ -79,8 +79,8 @@ class ChangePoint:
 
     @property
     def relative(self) -> float:
-        """Signed relative change of the mean."""
-        return (self.after - self.before) / abs(self.before)
+        """Signed relative change of the mean (the absolute change from a mean of 0)."""
+        return (self.after - self.before) / (abs(self.before) or 1.0)
 
 
 def load(folders: Sequence[Path]) -> tuple[list[Commit], list[str]]:
@@ -91,13 +91,17 @@ def load(folders: Sequence[Path]) -> tuple[list[Commit], list[str]]:
                    ([folder] if folder.is_file() else folder.rglob("*.json")))  # fmt: skip
     for path in files:
         try:
-            document = json.loads(path.read_text())
+            document = schema.read_json(path, ValueError, "pytest-benchmark result")
             info = document["commit_info"]
             rows = [b["extra_info"] for b in document["benchmarks"]]
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            problems.append(f"{path}: not a pytest-benchmark result ({type(error).__name__})")
+            if not isinstance(info, dict) or not isinstance(info.get("id", ""), str):
+                raise TypeError("commit_info is not an object with a string id")
+        except (ValueError, KeyError, TypeError) as error:
+            problems.append(f"{path}: not a pytest-benchmark result ({type(error).__name__}: "
+                            f"{str(error)[:200]})")  # fmt: skip
             continue
-        rows = [row for row in rows if isinstance(row, dict) and "arch" in row]
+        rows = [row for row in rows if isinstance(row, dict) and isinstance(row.get("arch"), str)
+                and schema.SAFE_NAME.match(row["arch"])]  # fmt: skip
         planted = [row for row in rows if row.get("plant", "none") != "none"]
         if planted:
             problems.append(f"{path}: {len(planted)} run(s) with a planted regression, left out")
@@ -121,7 +125,11 @@ def load(folders: Sequence[Path]) -> tuple[list[Commit], list[str]]:
             per_arch = commit.values.setdefault(row["arch"], {})
             for metric in METRICS:
                 value = row.get(metric)
-                if isinstance(value, int | float):
+                if (
+                    isinstance(value, int | float)
+                    and not isinstance(value, bool)
+                    and (math.isfinite(value))
+                ):
                     per_arch.setdefault(metric, []).append(float(value))
                 elif metric not in row:
                     missing.add(metric)
@@ -251,8 +259,9 @@ def compare(commits: Sequence[Commit], against: str = "previous") -> str:
             if reference is None:
                 continue
             mean = statistics.fmean(now)
-            rows.append([arch, metric, f"{reference[0].id[:7]}", reference[1], mean,
-                         f"{(mean - reference[1]) / abs(reference[1]):+.1%}"])  # fmt: skip
+            change = (f"{(mean - reference[1]) / abs(reference[1]):+.1%}" if reference[1]
+                      else f"{mean - reference[1]:+.4f} (from 0)")  # fmt: skip
+            rows.append([arch, metric, f"{reference[0].id[:7]}", reference[1], mean, change])
     if not rows:
         return f"nothing to compare against ({against!r} matched no earlier commit)"
     headers = ["arch", "metric", f"{against} commit", "then", f"latest ({latest.id[:7]})",
