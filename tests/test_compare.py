@@ -305,3 +305,36 @@ def test_a_comparison_refuses_an_evaluation_interval_it_would_ignore():
     settings = Settings.parse(lambda dest: {"base": "HEAD", "eval_every": 2}.get(dest))
     with pytest.raises(Exception, match="does not evaluate inside epochs"):
         run(settings)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [('{"event": "hello"}', "without the protocol's fields: bench"),
+     ('{"event": "hello", "bench": 1, "versions": {}, "device": {}}', r"bench \(int\)"),
+     ("[1, 2]", "not an event"), ("{not json", "not JSON")],
+)  # fmt: skip
+def test_a_side_that_answers_outside_the_protocol_is_refused_by_name(tmp_path, line, message):
+    """A `--base-python` that is some other program: its words are checked, not trusted."""
+    from bench.compare.interleave import MARK, Worker
+
+    script = f"import sys; print({MARK + line!r}); sys.stdin.readline()"
+    worker = Worker("the base (x)", [sys.executable, "-c", script], tmp_path, {}, tmp_path / "l")
+    try:
+        with pytest.raises(CompareError, match=message) as error:
+            worker.expect("hello", timeout=60)
+        assert str(error.value).startswith("the base (x) sent")
+    finally:
+        worker.close()
+
+
+def test_a_side_that_never_answers_is_stopped_at_its_time_limit(tmp_path):
+    from bench.compare.interleave import TimedOut, Worker
+
+    script = "import sys; sys.stdin.readline()"
+    worker = Worker("the base (x)", [sys.executable, "-c", script], tmp_path, {}, tmp_path / "l")
+    try:
+        with pytest.raises(TimedOut, match="said nothing for 1 s, and was stopped"):
+            worker.expect("hello", timeout=1)
+        assert worker.process.poll() is not None
+    finally:
+        worker.close()

@@ -50,6 +50,10 @@ REDUCED = {"torch-bf16": "bfloat16"}
 (the harness's own `auto` falls back to float32 there by itself)."""
 
 
+PEER_FIELDS = {"epoch": {"seconds": (int, float)}, "error": {"message": str}}
+"""What a peer's messages must carry (`bench.compare.interleave.Worker`)."""
+
+
 def _data(samples: int) -> tuple[np.ndarray, np.ndarray]:
     from bench.data import preprocess
     from bench.training.trainer import default_data
@@ -285,7 +289,7 @@ class _Running:
                 f"serve({peer!r}, {arch_id!r}, {samples}, {epochs})")  # fmt: skip
         self.peer, self.spent, self.spans = peer, 0.0, []
         self.worker = Worker(f"peer {peer}", [sys.executable, "-c", code], Path.cwd(), env,
-                             logs / f"{arch_id}-{peer}.log")  # fmt: skip
+                             logs / f"{arch_id}-{peer}.log", fields=PEER_FIELDS)  # fmt: skip
 
     def expect(self, event: str, limit: float) -> dict[str, Any]:
         started = time.monotonic()

@@ -27,8 +27,35 @@ from bench.compare.sides import CompareError, Side
 SIDE_SCRIPT = Path(__file__).with_name("side_process.py")
 BOOT = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
 """Run the side script by path, so `sys.path[0]` is the side's tree (the cwd), not ours."""
-WAIT_SECONDS = 1800.0
-"""The longest a side may take to answer (start-up, one block, the final evaluation)."""
+WAIT_SECONDS = 600.0
+"""The longest a side may take to answer a command (one block, the final evaluation)."""
+START_SECONDS = 300.0
+"""The longest a side may take to start (import its libraries) and say hello."""
+FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "hello": {"bench": str, "versions": dict, "device": dict},
+    "ready": {"precision": str, "params": int, "data": str, "steps": int},
+    "block": {"steps": list, "last": bool},
+    "done": {"status": str, "epochs": list, "final": (list, type(None)),
+             "train_seconds": list, "eval_seconds": list},
+    "evaluated": {"seconds": (int, float)},
+    "error": {"message": str},
+}  # fmt: skip
+"""What each message of the protocol must carry, and of which type: a side is another program
+(another commit, another environment), so what it says is checked before it is used."""
+
+
+def _checked(name: str, message: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    """Return a side's message when it has the protocol's shape; CompareError saying how not."""
+    if not isinstance(message, dict) or not isinstance(message.get("event"), str):
+        raise CompareError(f"{name} sent a message that is not an event: {str(message)[:200]}")
+    wanted = fields.get(message["event"], {})
+    wrong = [f"{key} ({type(message.get(key)).__name__})" for key, kind in wanted.items()
+             if not isinstance(message.get(key), kind)]  # fmt: skip
+    if wrong:
+        raise CompareError(f"{name} sent {message['event']!r} without the protocol's "
+                           f"fields: {', '.join(wrong)}; is its harness too old, or another "
+                           "program?")  # fmt: skip
+    return message
 
 
 @dataclass
@@ -49,11 +76,13 @@ class Worker:
         name: who it is, for messages ("the base (HEAD~1 (abc1234))", "peer notebook").
         argv, cwd, env: how to start it.
         log: where its standard error (and stray standard output) goes.
+        fields: what each event must carry (`FIELDS`, the comparison's protocol, by default).
     """
 
     def __init__(self, name: str, argv: Sequence[str], cwd: Path, env: dict[str, str],
-                 log: Path) -> None:  # fmt: skip
+                 log: Path, fields: dict[str, Any] | None = None) -> None:  # fmt: skip
         self.name, self.log = name, log
+        self.fields = FIELDS if fields is None else fields
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log = log.open("w", encoding="utf-8")
         self.process = subprocess.Popen(
@@ -103,7 +132,11 @@ class Worker:
             if not line.startswith(MARK):
                 self._log.write(line)  # a library printing on standard output
                 continue
-            message = json.loads(line[len(MARK) :])
+            try:
+                message = _checked(self.name, json.loads(line[len(MARK) :]), self.fields)
+            except ValueError:
+                raise CompareError(f"{self.name} sent a line that is not JSON: "
+                                   f"{line[:200]!r}") from None  # fmt: skip
             self.waiting = message["event"] in ("ready", "block", "done", "evaluated")
             if message["event"] == "error":
                 self._log.write(message.get("traceback", "") + "\n")
@@ -210,7 +243,7 @@ class Pair:
             raise
 
     def _hello(self, process: Worker, root: Path) -> dict[str, Any]:
-        hello = process.expect("hello")
+        hello = process.expect("hello", timeout=START_SECONDS)
         imported = Path(hello["bench"]).resolve()
         if not imported.is_relative_to(root.resolve()):
             raise CompareError(f"{process.name} imported the harness from {imported}, not "
