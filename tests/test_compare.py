@@ -8,6 +8,7 @@ the only difference) at a budget of seconds.
 import dataclasses
 import itertools
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -338,3 +339,34 @@ def test_a_side_that_never_answers_is_stopped_at_its_time_limit(tmp_path):
         assert worker.process.poll() is not None
     finally:
         worker.close()
+
+
+def test_the_worktree_of_a_killed_comparison_is_removed_by_the_next(tmp_path):
+    import tempfile
+
+    from bench.compare.sides import OWNER, sweep_abandoned
+
+    repo = source_root()
+    if subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                      check=False).returncode:  # fmt: skip
+        pytest.skip("not a git checkout")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid names no process now: the comparison that was killed
+    folder = Path(tempfile.mkdtemp(prefix="cnnbench-base-"))
+    (folder / OWNER).write_text(str(dead.pid))
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", "--force",
+                    str(folder / "tree"), "HEAD"], capture_output=True, check=True)  # fmt: skip
+    alive = Path(tempfile.mkdtemp(prefix="cnnbench-head-"))
+    (alive / OWNER).write_text(str(os.getpid()))  # a comparison still running: left alone
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", "--force",
+                    str(alive / "tree"), "HEAD"], capture_output=True, check=True)  # fmt: skip
+    try:
+        assert sweep_abandoned(repo) == [folder / "tree"]
+        assert not folder.exists() and (alive / "tree").exists()
+        listed = subprocess.run(["git", "-C", str(repo), "worktree", "list"],
+                                capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert str(folder) not in listed and str(alive) in listed
+    finally:
+        subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force",
+                        str(alive / "tree")], capture_output=True, check=False)  # fmt: skip
+        shutil.rmtree(alive, ignore_errors=True)

@@ -9,6 +9,7 @@ harness is pure Python, so a side that cannot import or run is found when its pr
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -73,6 +74,47 @@ def _python(python: str | None) -> str:
     return found
 
 
+OWNER = "owner.pid"
+"""The file, beside a comparison's worktree, that names the process that made it."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def sweep_abandoned(repo: Path) -> list[Path]:
+    """Remove the worktrees of comparisons whose process has died (killed); return them.
+
+    A comparison removes its worktree when it ends, however it ends, except when it is killed
+    outright (SIGKILL): then its checkout stays registered in the repository and on disk. The
+    next comparison finds it by its folder's name and owner file, and removes it.
+    """
+    listed = _git(repo, "worktree", "list", "--porcelain")
+    removed = []
+    for line in listed.stdout.splitlines() if listed.returncode == 0 else []:
+        tree = Path(line.removeprefix("worktree ")) if line.startswith("worktree ") else None
+        if tree is None or tree.name != "tree" or not tree.parent.name.startswith("cnnbench-"):
+            continue
+        try:
+            owner = int((tree.parent / OWNER).read_text().strip())
+        except (OSError, ValueError):
+            continue  # not ours to judge
+        if _alive(owner):
+            continue
+        _git(repo, "worktree", "remove", "--force", str(tree))
+        shutil.rmtree(tree.parent, ignore_errors=True)
+        removed.append(tree)
+    if removed:
+        _git(repo, "worktree", "prune")
+    return removed
+
+
 @contextlib.contextmanager
 def prepared(role: str, ref: str | None, python: str | None) -> Iterator[Side]:
     """Yield a side: a ref checked out in a temporary worktree, else this working tree."""
@@ -83,7 +125,9 @@ def prepared(role: str, ref: str | None, python: str | None) -> Iterator[Side]:
         return
     repo = source_root()
     commit = resolve_ref(ref, repo)
+    sweep_abandoned(repo)
     folder = Path(tempfile.mkdtemp(prefix=f"cnnbench-{role}-"))
+    (folder / OWNER).write_text(str(os.getpid()))
     added = _git(repo, "worktree", "add", "--detach", "--force", str(folder / "tree"), commit)
     if added.returncode != 0:
         shutil.rmtree(folder, ignore_errors=True)
