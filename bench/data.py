@@ -178,13 +178,22 @@ def read_npz(path: Path) -> Arrays:
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 
+MAX_IDX_BYTES = 64 * 2**20
+"""The largest decompressed IDX file read (MNIST's largest, the training images, is 47 MB):
+a crafted gzip that inflates without end is refused, not read into memory."""
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Read one gzipped IDX file (the format of LeCun's original MNIST files)."""
+    if not Path(path).is_file():  # absent, or a pipe that would block the read
+        raise DataIntegrityError(f"{path}: not a regular file.")
     try:
         with gzip.open(path, "rb") as handle:
-            data = handle.read()
+            data = handle.read(MAX_IDX_BYTES + 1)
     except (OSError, EOFError) as error:
         raise DataIntegrityError(f"{path}: unreadable gzip ({error}).") from error
+    if len(data) > MAX_IDX_BYTES:
+        raise DataIntegrityError(f"{path}: inflates past {MAX_IDX_BYTES} bytes; not MNIST.")
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise DataIntegrityError(f"{path}: not an unsigned-byte IDX file (bad magic number).")
     ndim = data[3]
@@ -352,6 +361,12 @@ def load_mnist(
             raise FileNotFoundError(
                 f"MNIST path {explicit} does not exist. Give an mnist.npz file or a folder "
                 f"holding {', '.join(IDX_FILES.values())}."
+            )
+        if not (explicit.is_file() or explicit.is_dir()):  # a pipe or device blocks a read
+            raise FileNotFoundError(
+                f"MNIST path {explicit} is neither a regular file nor a folder (a named pipe "
+                f"or a device?). Give an mnist.npz file or a folder holding "
+                f"{', '.join(IDX_FILES.values())}."
             )
         sources.append((f"path {explicit}", lambda _: _read_path(explicit)))
     if cache_file.exists():

