@@ -123,6 +123,23 @@ def test_a_truncated_checkpoint_is_moved_aside_and_the_run_starts_over(tmp_path,
     assert list(tmp_path.glob("checkpoint-epoch1.keras.corrupt-*"))
 
 
+def test_another_architectures_checkpoint_is_moved_aside_not_resumed(tmp_path, reference):
+    with pytest.raises(Stop):
+        train_run("model_1_b", BUDGET, 0, out_dir=tmp_path, write=quiet,
+                  callbacks=[StopInEpoch(2)])  # fmt: skip
+    from archs import REGISTRY
+
+    other = REGISTRY["model_1_a"].build()  # 113,162 parameters where model_1_b has 124,682
+    other.save(tmp_path / "checkpoint-epoch1.keras")
+    lines = []
+    done = train_run("model_1_b", BUDGET, 0, out_dir=tmp_path, write=lines.append)
+    assert history(done) == history(reference) and done.arch.params == 124_682
+    (message,) = [line for line in lines if "another architecture" in line]
+    assert "113,162 parameters where model_1_b has 124,682" in message
+    assert list(tmp_path.glob("checkpoint-epoch1.keras.corrupt-*"))
+    assert keras.models.load_model(tmp_path / done.weights.file).count_params() == 124_682
+
+
 def one_error(capsys):
     """Return the one `error:` line of stderr (progress lines aside); no traceback."""
     err = capsys.readouterr().err

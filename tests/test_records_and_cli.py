@@ -35,6 +35,8 @@ def _mutate(change):
         (lambda d: d["arch"].update(params="many"), "arch.params: expected a number"),
         (lambda d: d["arch"].update(dropout=1), "arch.dropout: expected true or false"),
         (lambda d: d["arch"].update(id="../x"), r"arch\.id: '\.\./x' is not a safe name"),
+        (lambda d: d["weights"].update(file="/etc/passwd"), r"weights\.file: '/etc/passwd' is"),
+        (lambda d: d["weights"].update(file="../../model.keras"), r"weights\.file: '\.\./\.\."),
         (lambda d: d.update(status="fine"), "status: 'fine' is not one of"),
         (lambda d: d["epochs"][0].update(epoch=3), r"epochs\[0\]\.epoch: expected 1"),
         (lambda d: d["epochs"][0].pop("val_loss"), r"epochs\[0\]\.val_loss: missing"),

@@ -183,7 +183,8 @@ class LayerSummary:
 class Weights:
     """Where the trained model lies (beside the record) and its per-layer summaries."""
 
-    file: str | None
+    file: str | None = field(metadata=safe_name())
+    """A file name in the run's folder: no path, so nothing outside the folder is loaded."""
     layers: tuple[LayerSummary, ...] = ()
 
 

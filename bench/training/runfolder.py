@@ -98,7 +98,7 @@ class RunFolder:
         if not checkpoint.exists():
             return None
         try:
-            return keras.models.load_model(checkpoint)
+            model = keras.models.load_model(checkpoint)
         except Exception as error:  # Keras raises many types for a damaged archive
             # Not Keras' message: for a truncated archive it says "File not found".
             moved = set_aside(checkpoint)
@@ -106,6 +106,13 @@ class RunFolder:
                   f"loadable .keras archive: {type(error).__name__}) moved aside to {moved}; "
                   "training from the start")  # fmt: skip
             return None
+        if model.count_params() != previous.arch.params:  # another architecture's model
+            moved = set_aside(checkpoint)
+            write(f"checkpoint {checkpoint.name} holds a model of {model.count_params():,} "
+                  f"parameters where {previous.arch.id} has {previous.arch.params:,} (another "
+                  f"architecture's?); moved aside to {moved}; training from the start")  # fmt: skip
+            return None
+        return model
 
     def start_afresh(self) -> None:
         """Make this folder empty (for a rerun's own folder; never for a result)."""
