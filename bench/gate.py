@@ -37,6 +37,7 @@ from tabulate import tabulate
 from bench.measurement import metrics
 from bench.storage.baselines import BaselineError, Key, Resolved, resolve
 from bench.storage.records import RunRecord
+from bench.training.budgets import name_mismatch
 
 MODES = ("all", "accuracy", "off")
 """What to gate: accuracy and speed, accuracy only, or nothing."""
@@ -190,6 +191,12 @@ class Gate:
         """
         if self.mode == "off":
             return []
+        budget = record.config.budget
+        wrong = name_mismatch(budget.name, budget.epochs, budget.train_samples,
+                              budget.test_samples)  # fmt: skip
+        if wrong:
+            raise BaselineError(f"{record.label}: {wrong}; it cannot be judged against the "
+                                f"baselines of {budget.name!r}")  # fmt: skip
         resolved = self.require(Key.of(record), record.provenance.versions)
         self.chosen[str(resolved.path)] = resolved.reason
         self.commits[str(resolved.path)] = resolved.baseline.provenance.git_commits

@@ -87,7 +87,8 @@ def test_loss_band_is_an_upper_bound(tmp_path):
 
 
 def test_a_run_without_a_steady_epoch_fails_the_speed_check_as_missing(tmp_path):
-    check = by_metric(gate_over(tmp_path, runs()).check(make_record(seed=9, epochs=1)))
+    gate = gate_over(tmp_path, runs(budget="t"))  # a budget of no fixed numbers
+    check = by_metric(gate.check(make_record(seed=9, epochs=1, budget="t")))
     assert (
         not check["efficiency"].passed and "efficiency = missing" in check["efficiency"].message()
     )
@@ -482,3 +483,21 @@ def test_an_unwritable_summary_is_said_and_keeps_the_gates_exit_status(tmp_path,
     else:
         assert status == 1 and "could not append the Markdown summary to /dev/full" in err
         assert "No space left on device" in err and "the verdict above stands" in err
+
+
+def test_a_baseline_is_made_only_from_runs_that_differ_in_their_seed(tmp_path):
+    odd = make_record(seed=1)
+    odd = dataclasses.replace(odd, config=dataclasses.replace(odd.config, learning_rate=5.0,
+                                                              batch_size=1))  # fmt: skip
+    mixed = [make_record(seed=0), odd]
+    with pytest.raises(BaselineError, match="differ in batch_size, learning_rate"):
+        baselines.aggregate(mixed)
+
+
+def test_a_budget_whose_numbers_are_not_its_names_is_refused(tmp_path):
+    smoke_as_ci = [make_record(seed=s, epochs=2, train_samples=512) for s in (0, 1)]
+    with pytest.raises(BaselineError, match=r"budget 'ci' with other numbers: epochs 2 \(the"):
+        baselines.aggregate(smoke_as_ci)
+    gate = gate_over(tmp_path, runs())
+    with pytest.raises(BaselineError, match=r"train_samples 512 .*cannot be judged"):
+        gate.check(make_record(seed=9, train_samples=512))

@@ -33,9 +33,10 @@ from bench.measurement import metrics
 from bench.measurement.stats import describe
 from bench.storage import layout, schema
 from bench.storage.atomic import write_json
-from bench.storage.records import MAX_SEED, Device, RunRecord
+from bench.storage.records import MAX_SEED, Config, Device, RunRecord
 from bench.storage.schema import SchemaError, bounds, one_of, safe_name
 from bench.training.backends import BACKENDS, relevant_libraries
+from bench.training.budgets import name_mismatch
 from bench.training.precisions import POLICIES
 
 SCHEMA = "cnn-mnist-bench/baseline"
@@ -327,6 +328,17 @@ def aggregate(runs: Sequence[RunRecord], tolerance: Tolerance | None = None) -> 
             f"the records belong to {len(keys)} different baselines ({'; '.join(keys)}); "
             "give the records of one budget, backend, precision and device at a time"
         )
+    configs = {dataclasses.replace(run.config, seed=0) for run in runs}
+    if len(configs) > 1:
+        fields = sorted({f.name for f in dataclasses.fields(Config)
+                         if len({getattr(c, f.name) for c in configs}) > 1})  # fmt: skip
+        raise BaselineError(f"the records were trained with {len(configs)} configurations "
+                            f"(they differ in {', '.join(fields)}); one baseline is made from "
+                            "runs that differ only in their seed")  # fmt: skip
+    budget = runs[0].config.budget
+    wrong = name_mismatch(budget.name, budget.epochs, budget.train_samples, budget.test_samples)
+    if wrong:
+        raise BaselineError(f"{runs[0].label}: {wrong}; not a baseline of {budget.name!r}")
     unfinished = sorted({run.label for run in runs if not run.completed})
     if unfinished:
         raise BaselineError(f"only completed runs make a baseline; not completed: {unfinished}")

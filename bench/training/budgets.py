@@ -85,3 +85,27 @@ def get_budget(name: str, *, epochs: int | None = None, train_samples: int | Non
         suffix = "".join(f"-{key.split('_')[0]}{value}" for key, value in changes.items())
         return dataclasses.replace(budget, name=f"{budget.name}{suffix}", **changes)
     return budget
+
+
+def name_mismatch(name: str, epochs: int, train_samples: int | None,
+                  test_samples: int | None) -> str | None:  # fmt: skip
+    """Say how numbers stored under a budget's name differ from that budget's, or None.
+
+    A stored name is either a budget's own (`ci`) or one with its overrides spelled out
+    (`ci-epochs2`, `get_budget`); a record or baseline whose numbers do not match its name was
+    edited or crafted, and must not be compared as that budget.
+    """
+    base, *overrides = name.split("-")
+    if base not in BUDGETS:
+        return None  # a budget of a test or a peer: nothing to check against
+    changes: dict[str, int] = {}
+    for part in overrides:
+        key = next((k for k in ("epochs", "train") if part.startswith(k)), None)
+        if key is None or not part[len(key) :].isdigit():
+            return f"budget {name!r}: {part!r} is not an override (epochsN or trainN)"
+        changes["epochs" if key == "epochs" else "train_samples"] = int(part[len(key) :])
+    expected = dataclasses.replace(BUDGETS[base], **changes)
+    found = {"epochs": epochs, "train_samples": train_samples, "test_samples": test_samples}
+    wrong = [f"{k} {v} (the budget's: {getattr(expected, k)})" for k, v in found.items()
+             if v != getattr(expected, k)]  # fmt: skip
+    return f"budget {name!r} with other numbers: {', '.join(wrong)}" if wrong else None
