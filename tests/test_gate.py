@@ -501,3 +501,13 @@ def test_a_budget_whose_numbers_are_not_its_names_is_refused(tmp_path):
     gate = gate_over(tmp_path, runs())
     with pytest.raises(BaselineError, match=r"train_samples 512 .*cannot be judged"):
         gate.check(make_record(seed=9, train_samples=512))
+
+
+def test_a_corrupt_baseline_is_set_aside_by_a_regeneration_not_in_its_way(tmp_path):
+    path, _ = baselines.regenerate(runs(), tmp_path)
+    path.write_text("{ not json")
+    path, changes = baselines.regenerate(runs(), tmp_path)
+    assert baselines.load(path).archs["model_1_a"].test_accuracy.n == 3
+    assert changes.startswith("the old file could not be read and was moved aside to")
+    (kept,) = path.parent.glob(f"{path.name}.corrupt-*")
+    assert kept.read_text() == "{ not json"  # nothing lost

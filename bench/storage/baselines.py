@@ -32,7 +32,7 @@ from tabulate import tabulate
 from bench.measurement import metrics
 from bench.measurement.stats import describe
 from bench.storage import layout, schema
-from bench.storage.atomic import write_json
+from bench.storage.atomic import set_aside, write_json
 from bench.storage.records import MAX_SEED, Config, Device, RunRecord
 from bench.storage.schema import SchemaError, bounds, one_of, safe_name
 from bench.training.backends import BACKENDS, relevant_libraries
@@ -558,8 +558,12 @@ def regenerate(
     """
     new = aggregate(runs)
     path = new.key.path(root)
-    old = load(path) if path.exists() else None
     note = ""
+    try:
+        old = load(path) if path.exists() else None
+    except BaselineError as error:  # unreadable: kept aside, never in the way of the new one
+        note = f"the old file could not be read and was moved aside to {set_aside(path)}: {error}\n"
+        old = None
     if old is not None:
         fewer = [
             f"{arch_id} ({len(old.archs[arch_id].seeds)} -> {len(entry.seeds)} seeds)"
