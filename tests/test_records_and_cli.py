@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from records_factory import make_record
 
@@ -222,3 +223,22 @@ def test_a_named_pipe_is_refused_without_blocking(tmp_path):
     os.mkfifo(pipe)
     with pytest.raises(records.RecordError, match="not a regular file"):
         records.load(pipe)
+
+
+def test_a_study_baseline_of_one_seed_is_refused_before_anything_trains(capsys):
+    status = cli_main(["study", "--archs", "model_1_a", "--budget", "smoke", "--seeds", "0",
+                       "--baseline"])  # fmt: skip
+    assert status == 2
+    assert "regenerating a baseline needs at least 2 seeds" in capsys.readouterr().err
+
+
+def test_a_bad_targets_file_fails_a_run_before_its_first_epoch(tmp_path, monkeypatch):
+    from bench.storage import targets
+    from bench.training.trainer import Trainer
+
+    bad = tmp_path / "targets.json"
+    bad.write_text("{ broken")
+    monkeypatch.setattr(targets.layout, "targets_path", lambda: bad)
+    with pytest.raises(targets.TargetsError, match=str(bad)):
+        Trainer("model_1_a", "smoke", 0, write=lambda line: None,
+                data=((np.zeros((600, 28, 28), np.uint8), np.zeros(600, np.uint8)),) * 2)  # fmt: skip

@@ -312,7 +312,7 @@ class Settings:
         settings = cls(**found)
         if len(set(settings.seeds)) != len(settings.seeds):
             raise OptionError(f"seeds must be distinct, got {list(settings.seeds)}")
-        if settings.regen and len(settings.seeds) < MIN_SEEDS:
+        if (settings.regen or settings.baseline) and len(settings.seeds) < MIN_SEEDS:
             raise OptionError(
                 f"regenerating a baseline needs at least {MIN_SEEDS} seeds (5 recommended) so "
                 "the band has a spread; e.g. seeds 0,1,2,3,4"

@@ -266,6 +266,7 @@ class Trainer:
             eval_every=eval_every,
         )
         self.label = f"[{arch_id} {self.budget.name} seed={seed}]"
+        self.target = targets.load().for_budget(self.budget.name)  # a bad file fails now
         self.model: keras.Model | None = None
         self.record: RunRecord | None = None
         self.guard = StopOnNonFinite()
@@ -467,7 +468,7 @@ class Trainer:
             layers=measure.weight_summaries(model),
         )
         timing = measure.timing(model, self.precision)
-        target = targets.load().for_budget(self.budget.name)
+        target = self.target
         reached = metrics.time_to_target(record, target.test_accuracy) if target else None
         if self.diverged:
             record = record.finished(timing, weights, divergence=self.divergence,
