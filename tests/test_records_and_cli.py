@@ -240,5 +240,5 @@ def test_a_bad_targets_file_fails_a_run_before_its_first_epoch(tmp_path, monkeyp
     bad.write_text("{ broken")
     monkeypatch.setattr(targets.layout, "targets_path", lambda: bad)
     with pytest.raises(targets.TargetsError, match=str(bad)):
-        Trainer("model_1_a", "smoke", 0, write=lambda line: None,
-                data=((np.zeros((600, 28, 28), np.uint8), np.zeros(600, np.uint8)),) * 2)  # fmt: skip
+        images = (np.zeros((600, 28, 28), np.uint8), np.zeros(600, np.uint8))
+        Trainer("model_1_a", "smoke", 0, write=lambda line: None, data=(images, images))
