@@ -33,7 +33,9 @@ def test_verdict_compares_the_default_with_the_fastest_other_peer_only():
 
 def test_no_verdict_without_the_harness():
     (line,) = verdicts([row("notebook", 400.0), row("harness", 1.0, error="boom")])
-    assert line == "model_1_a: no verdict (the harness or every other peer failed)"
+    assert line == "model_1_a: no verdict (failed: harness)"
+    (line,) = verdicts([row("notebook", 400.0), row("harness-fp32", 1.0)])  # nothing failed
+    assert "needs the `harness` peer" in line and "none of them failed" in line
 
 
 def test_a_bfloat16_peer_is_skipped_where_the_cpu_would_emulate_it():

@@ -212,3 +212,13 @@ def test_time_to_accuracy_has_every_seed_the_target_line_and_where_each_reached_
     ]
     row = report.table([Group("model_1_a", "ci", runs)], {}).splitlines()[2]
     assert "2/2 ≥ 0.85: 2.5 epochs, 4.5 s" in row
+
+
+def test_a_report_from_only_unreadable_records_exits_2_saying_so(tmp_path, capsys):
+    from bench.cli.commands import main as cli_main
+
+    broken = tmp_path / "record.json"
+    broken.write_text("{ not a record")
+    status = cli_main(["report", str(broken), "--out", str(tmp_path / "report")])
+    err = capsys.readouterr().err
+    assert status == 2 and "none of the 1 record(s) could be read" in err and str(broken) in err

@@ -394,6 +394,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     out = args.out or layout.Results().report_dir
     print(f"wrote {report.write_report(args.records, out)}")
+    groups, problems = report.group_records(args.records)
+    if not groups:  # the report says why; the exit status says there is nothing in it
+        for problem in problems:
+            print(f"note: {problem}", file=sys.stderr)
+        print(f"error: none of the {len(args.records)} record(s) could be read: the report "
+              "holds no results", file=sys.stderr)  # fmt: skip
+        return 2
     return 0
 
 

@@ -263,7 +263,10 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
         harness = next((r for r in rows if r["peer"] == "harness"), None)
         others = [r for r in rows if r["peer"] not in ("harness", "harness-fp32")]
         if harness is None or not others:
-            lines.append(f"{arch_id}: no verdict (the harness or every other peer failed)")
+            failed = sorted({r["peer"] for r in results if r["arch"] == arch_id and "error" in r})
+            why = (f"failed: {', '.join(failed)}" if failed else "the verdict needs the `harness` "
+                   "peer and one that is not the harness; none of them failed")  # fmt: skip
+            lines.append(f"{arch_id}: no verdict ({why})")
             continue
         fastest = max(others, key=lambda r: r["samples_per_second"])
         ratio = harness["samples_per_second"] / fastest["samples_per_second"]
