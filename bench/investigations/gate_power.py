@@ -101,6 +101,14 @@ def count(out: Path, suffix: str = "") -> str:
     return "\n".join(lines)
 
 
+def _wait_while_paused(pause: Path) -> None:
+    """Wait while `pause` exists: the machine is someone else's for a moment."""
+    import time
+
+    while pause.exists():
+        time.sleep(2)
+
+
 def main() -> None:
     """Run the rounds that are missing, then print the tally."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -110,12 +118,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/measurements/gate-power"))
     parser.add_argument("--suffix", default="", help="appended to each kind's file names")
     parser.add_argument("--count", action="store_true", help="only count the kept files")
+    parser.add_argument("--pause", type=Path, default=Path("/tmp/cnnbench-tally.pause"),
+                        help="while this file exists, start no comparison (default %(default)s)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.count:
         for index in range(1, args.rounds + 1):
             for kind in args.kinds.split(","):
                 if not (args.out / f"{kind}{args.suffix}-{index:02d}.json").exists():
+                    _wait_while_paused(args.pause)
                     run_one(kind, args.size, args.out, index, args.suffix)
     print(count(args.out, args.suffix))
 
