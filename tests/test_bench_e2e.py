@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.storage import baselines, records
+from bench.storage import baselines, layout, records
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 
@@ -62,7 +62,8 @@ def test_pytest_bench_builds_a_baseline_then_gates_a_planted_regression_and_an_h
     assert honest.returncode == 0, honest.stdout[-3000:] + honest.stderr[-3000:]
     assert "0 regression(s) in 3 checks" in honest.stdout
     assert (root / "honest" / "report" / "report.md").is_file()
-    record = records.load(root / "honest/runs/smoke/model_1_a/seed2/record.json")
+    (record,) = [records.load(p) for p in layout.Results(root / "honest").record_paths()
+                 if p.parent.name == "seed2" and p.parts[-4] == "model_1_a"]  # fmt: skip
     assert (record.provenance.executor, record.provenance.concurrent_runs) == ("local", 0)
 
 

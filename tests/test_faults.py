@@ -16,8 +16,9 @@ from bench.cli.commands import main as cli_main
 from bench.cli.options import Settings
 from bench.cli.plugin import BenchSession
 from bench.data import MnistUnavailableError
-from bench.storage import baselines, records
+from bench.storage import baselines, layout, records
 from bench.training import runfolder
+from bench.training.backends import requested
 from bench.training.budgets import Budget
 from bench.training.trainer import train_run
 
@@ -155,18 +156,43 @@ def _cli_run(tmp_path, *extra):
 
 def test_force_always_retrains_even_another_configuration(tmp_path, capsys):
     assert _cli_run(tmp_path, "--precision", "float32") == 0
-    path = tmp_path / "runs" / "smoke" / "model_1_a" / "seed0" / "record.json"
+    (path,) = layout.Results(tmp_path).record_paths()
+    assert path.parts[-4:-1] == ("model_1_a", f"{requested()}-float32", "seed0")
     first = records.load(path)
     assert _cli_run(tmp_path, "--precision", "float32") == 0
     assert records.load(path) == first  # kept, not retrained
-    assert _cli_run(tmp_path, "--precision", "mixed_bfloat16") == 2
+    assert _cli_run(tmp_path, "--precision", "float32", "--eval-every", "2") == 2
     err = one_error(capsys)
     assert "another configuration" in err and "--force" in err
     assert records.load(path) == first
-    assert _cli_run(tmp_path, "--precision", "mixed_bfloat16", "--force") == 0
-    assert records.load(path).config.precision == "mixed_bfloat16"
-    assert _cli_run(tmp_path, "--precision", "mixed_bfloat16", "--force") == 0
+    assert _cli_run(tmp_path, "--precision", "float32", "--eval-every", "2", "--force") == 0
+    assert records.load(path).config.eval_every == 2
     assert records.load(path).provenance.started_at >= first.provenance.started_at
+
+
+def test_another_precision_is_another_run_in_its_own_folder(tmp_path):
+    """A run's identity holds its precision: a grid of two never collides, nothing replaced."""
+    assert _cli_run(tmp_path, "--precision", "float32") == 0
+    first = records.load(layout.Results(tmp_path).record_paths()[0])
+    assert _cli_run(tmp_path, "--precision", "mixed_bfloat16") == 0
+    found = {records.load(p).config.precision: p for p in layout.Results(tmp_path).record_paths()}
+    assert sorted(found) == ["float32", "mixed_bfloat16"]
+    assert records.load(found["float32"]) == first
+
+
+def test_a_results_folder_of_the_older_layout_moves_into_variants(tmp_path, capsys):
+    assert _cli_run(tmp_path, "--precision", "float32") == 0
+    (path,) = layout.Results(tmp_path).record_paths()
+    old = tmp_path / "runs" / "smoke" / "model_1_a" / "seed0"
+    shutil.move(path.parent, old)  # as an older harness laid it out
+    broken = old.with_name("seed7")
+    broken.mkdir()
+    (broken / "record.json").write_text("{ not a record")
+    capsys.readouterr()
+    assert _cli_run(tmp_path, "--precision", "float32") == 0  # kept: found where it moved
+    out = capsys.readouterr().out
+    assert f"moved {old} to {path.parent}" in out and "kept" in out
+    assert f"left {broken}" in out and broken.exists()  # unreadable: left, said, not lost
 
 
 @pytest.mark.parametrize(

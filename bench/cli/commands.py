@@ -140,16 +140,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     _use_backend(settings)
     from bench.data import load_mnist
     from bench.training import trainer as training
+    from bench.training.backends import requested
     from bench.training.budgets import get_budget
+    from bench.training.precisions import resolve
+    from bench.training.runfolder import migrate_legacy
 
     budget = get_budget(settings.budget, epochs=settings.epochs,
                         train_samples=settings.train_samples)  # fmt: skip
     data = load_mnist(settings.data) if settings.data else training.default_data()
     results = layout.Results(settings.out)
+    migrate_legacy(results, print)
+    variant = layout.variant(settings.backend or requested(), resolve(settings.precision))
     done = []
     for arch_id in settings.archs:
         for seed in settings.seeds:
-            folder = results.run_dir(budget.name, arch_id, seed)
+            folder = results.run_dir(budget.name, arch_id, seed, variant)
             done.append(
                 training.train_run(arch_id, budget, seed, out_dir=folder,
                                    precision=settings.precision, data=data,
@@ -217,6 +222,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     from bench.storage import baselines
     from bench.study.plan import Plan
     from bench.training.backends import requested
+    from bench.training.runfolder import migrate_legacy
 
     settings = _settings(args)
     _use_backend(settings)
@@ -225,6 +231,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     executor = _executor(settings)
     results = layout.Results(settings.out)
     results.runs.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now
+    migrate_legacy(results, print)
     print(f"study: {plan.describe()}; executor {settings.executor}; results {results.root}")
     estimate = None
     if settings.executor == "local":
@@ -275,6 +282,9 @@ def cmd_main(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _use_backend(settings)
     results = layout.Results(settings.out)
+    from bench.training.runfolder import migrate_legacy
+
+    migrate_legacy(results, print)
     chosen = args.seeds is not None
     grid = settings if chosen else dataclasses.replace(settings, seeds=MAIN_SEEDS)
     plan = Plan.of(grid, settings.backend or requested(), command=_command_line())

@@ -12,6 +12,7 @@ import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,11 +42,28 @@ class BenchSession:
     notes: list[str] = field(default_factory=list)
     comparison: Any = None
     """The paired comparison with a base (`bench.compare`), when the session made one."""
+    migrated: bool = False
 
     @property
     def results(self) -> layout.Results:
         """The results folder."""
         return layout.Results(self.settings.out)
+
+    def run_dir(self, budget: str, arch_id: str, seed: int) -> Path:
+        """Return a run's folder, its variant (backend, precision, plant) in its path.
+
+        The first call moves run folders of the older layout into their variants.
+        """
+        from bench.training.backends import requested
+        from bench.training.precisions import resolve
+        from bench.training.runfolder import migrate_legacy
+
+        if not self.migrated:
+            migrate_legacy(self.results, self.notes.append)
+            self.migrated = True
+        variant = layout.variant(requested(), resolve(self.settings.precision),
+                                 self.settings.plant)  # fmt: skip
+        return self.results.run_dir(budget, arch_id, seed, variant)
 
     def require_baseline(self, budget: str) -> None:
         """Fail now, before training, when the gate will have no baseline for this session."""

@@ -118,8 +118,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/measurements/gate-power"))
     parser.add_argument("--suffix", default="", help="appended to each kind's file names")
     parser.add_argument("--count", action="store_true", help="only count the kept files")
-    parser.add_argument("--pause", type=Path, default=Path("/tmp/cnnbench-tally.pause"),
-                        help="while this file exists, start no comparison (default %(default)s)")
+    parser.add_argument(
+        "--pause",
+        type=Path,
+        default=Path("/tmp/cnnbench-tally.pause"),
+        help="while this file exists, start no comparison (default %(default)s)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.count:

@@ -328,6 +328,9 @@ def aggregate(runs: Sequence[RunRecord], tolerance: Tolerance | None = None) -> 
             f"the records belong to {len(keys)} different baselines ({'; '.join(keys)}); "
             "give the records of one budget, backend, precision and device at a time"
         )
+    planted = sorted({run.label for run in runs if run.config.plant != "none"})
+    if planted:
+        raise BaselineError(f"runs with a planted regression never make a baseline: {planted}")
     configs = {dataclasses.replace(run.config, seed=0) for run in runs}
     if len(configs) > 1:
         fields = sorted({f.name for f in dataclasses.fields(Config)

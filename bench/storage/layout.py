@@ -44,6 +44,17 @@ def checkpoint_file(epochs: int) -> str:
     return f"checkpoint-epoch{epochs}.keras"
 
 
+def variant(backend: str, precision: str, plant: str = "none") -> str:
+    """Return the part of a run's identity beyond budget, architecture and seed.
+
+    E.g. `tensorflow-mixed_bfloat16`, or `tensorflow-float32-plant-slow-step_0.1` for a run
+    with a planted regression (which must never share a folder with an honest one). The
+    precision is the resolved Keras policy, never `auto`.
+    """
+    planted = "" if plant == "none" else "-plant-" + plant.replace(":", "_")
+    return _safe("run variant", f"{backend}-{precision}{planted}")
+
+
 def rerun_dir(run_dir: Path) -> Path:
     """Return where a rerun of `run_dir` trains until it completes (hidden from globs)."""
     return run_dir.with_name(f".{run_dir.name}.rerun")
@@ -69,13 +80,23 @@ class Results:
         """The folder of all run folders."""
         return self.root / "runs"
 
-    def run_dir(self, budget: str, arch_id: str, seed: int) -> Path:
-        """Return one run's folder: runs/<budget>/<arch>/seed<seed>."""
-        return self.runs / _safe("budget", budget) / _safe("architecture", arch_id) / f"seed{seed}"
+    def run_dir(self, budget: str, arch_id: str, seed: int, variant: str) -> Path:
+        """Return one run's folder: runs/<budget>/<arch>/<variant>/seed<seed>.
+
+        A run's identity is its architecture, its budget (the name says its numbers), its
+        seed and its variant (`variant`: backend, precision, plant): runs that differ in any
+        of them never share a folder, so none replaces or resumes another.
+        """
+        return (self.runs / _safe("budget", budget) / _safe("architecture", arch_id)
+                / _safe("run variant", variant) / f"seed{seed}")  # fmt: skip
 
     def record_paths(self) -> list[Path]:
         """Return every run record under this folder, sorted."""
-        return sorted(self.runs.glob(f"*/*/seed*/{RECORD_FILE}"))
+        return sorted(self.runs.glob(f"*/*/*/seed*/{RECORD_FILE}"))
+
+    def legacy_run_dirs(self) -> list[Path]:
+        """Return run folders of the layout before variants (runs/<budget>/<arch>/seed<n>)."""
+        return sorted(p for p in self.runs.glob("*/*/seed*") if p.is_dir())
 
     @property
     def benchmark_json(self) -> Path:

@@ -5,10 +5,10 @@ metrics and clocks, the FLOP count, the matmul peaks, peak memory), the final te
 per-layer weight summaries and provenance. Derived figures (samples/s, efficiency) are not
 stored: `bench.measurement.metrics` computes them, once, for the gate, the benchmark and the report.
 
-Versions: this harness writes version 5. Version 1 records (which also stored derived timing
+Versions: this harness writes version 6. Version 1 records (which also stored derived timing
 figures, with `{}` for "not yet"), version 2 (before time-to-target), version 3 (before the
-study's executor and machine sharing were recorded) and version 4 (before per-step timings)
-are migrated on load;
+study's executor and machine sharing were recorded), version 4 (before per-step timings) and
+version 5 (before the plant was recorded) are migrated on load;
 any other version is refused with the command that writes a current record. The trainer and
 the tests build records with the same constructors (`RunRecord.start`, `with_epoch`,
 `finished`).
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,11 @@ from bench.training.backends import BACKENDS
 from bench.training.precisions import POLICIES
 
 SCHEMA = "cnn-mnist-bench/run"
-VERSION = 5
+VERSION = 6
 STATUSES = ("completed", "diverged", "running")
 EXECUTORS = ("local", "ray")
+PLANT_NAME = re.compile(r"^[a-z0-9-]{1,32}(:[0-9.e+-]{1,16})?$")
+"""A plant's name as `bench.training.plants` spells them (`none`, `lr0`, `stall:0.1`)."""
 MAX_SEED = 2**32 - 1
 """Seeds are NumPy/TensorFlow seeds: unsigned 32-bit."""
 
@@ -78,6 +81,9 @@ class Config:
     test_samples: int = field(metadata=bounds(1))
     eval_every: int | None = field(default=None, metadata=bounds(1))
     """Also evaluate every this many training steps inside an epoch (None: epoch ends only)."""
+    plant: str = field(default="none", metadata={"pattern": PLANT_NAME})
+    """The regression planted in this run (`bench.training.plants`); "none" for an honest run.
+    A planted run is never resumed into, compared as, or made a baseline of an honest one."""
 
 
 @dataclass(frozen=True)
@@ -352,7 +358,19 @@ def _migrate_v4(document: dict[str, Any]) -> dict[str, Any]:
     return dict(document, version=5)
 
 
-MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4}
+def _migrate_v5(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 5 -> 6: the plant is part of the configuration (not recorded before).
+
+    A learning rate of 0 was the `lr0` plant; any other run is taken as honest (a slowdown
+    plant left no trace in a version 5 record).
+    """
+    config = document.get("config")
+    if isinstance(config, dict) and "plant" not in config:
+        config = dict(config, plant="lr0" if config.get("learning_rate") == 0 else "none")
+    return dict(document, version=6, config=config)
+
+
+MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4, 5: _migrate_v5}
 """Version -> a function that lifts a document of that version by one."""
 REGENERATE = "train the run again to write a current record (python -m bench run ... --force)."
 

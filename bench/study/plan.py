@@ -14,7 +14,7 @@ from typing import Any
 from bench.cli.options import OptionError, Settings
 from bench.storage import layout
 from bench.training.budgets import Budget, get_budget
-from bench.training.precisions import PRECISIONS
+from bench.training.precisions import PRECISIONS, resolve
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ class RunSpec:
 
     def folder(self, results: layout.Results) -> Path:
         """Return the run's folder in the results layout."""
-        return results.run_dir(self.resolved_budget().name, self.arch, self.seed)
+        variant = layout.variant(self.backend, resolve(self.precision))
+        return results.run_dir(self.resolved_budget().name, self.arch, self.seed, variant)
 
     def to_json(self) -> dict[str, Any]:
         """Return the spec as JSON-ready data (for a worker's command line)."""

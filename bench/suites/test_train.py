@@ -25,7 +25,7 @@ def test_train(benchmark, bench_arch, bench_seed, cnnbench, live_write):
         missing = str(error)
     if missing:  # outside the except block: one message, not a chained pair
         pytest.fail(missing, pytrace=False)
-    folder = cnnbench.results.run_dir(budget.name, bench_arch, bench_seed)
+    folder = cnnbench.run_dir(budget.name, bench_arch, bench_seed)
     benchmark.group = f"train-{budget.name}"
     options = plants.trainer_options(settings.plant, default_data())
     with Trainer(bench_arch, budget, bench_seed, out_dir=folder, precision=settings.precision,

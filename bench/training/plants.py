@@ -157,11 +157,11 @@ def trainer_options(plant: str, data: Arrays) -> dict[str, Any]:
     if base == "none":
         return {"data": data}
     if base == "lr0":
-        return {"data": data, "learning_rate": 0.0}
+        return {"data": data, "learning_rate": 0.0, "plant": plant}
     if base == "shuffled-labels":
-        return {"data": shuffled_labels(data)}
+        return {"data": shuffled_labels(data), "plant": plant}
     factor = fraction_of(plant)
     if base == "slow-eval":
-        return {"data": data, "eval_callbacks": [slow_eval(factor)]}
+        return {"data": data, "eval_callbacks": [slow_eval(factor)], "plant": plant}
     callback = {"slow-step": slow_step, "between-steps": between_steps, "stall": stall}[base]
-    return {"data": data, "callbacks": [callback(factor)]}
+    return {"data": data, "callbacks": [callback(factor)], "plant": plant}

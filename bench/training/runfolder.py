@@ -167,3 +167,36 @@ class RunFolder:
         finished = rerun is not None and rerun.status != "running"
         os.replace(self.rerun.path if finished else replaced, self.path)
         shutil.rmtree(replaced, ignore_errors=True)
+
+
+def migrate_legacy(results: layout.Results, write: Writer) -> list[Path]:
+    """Move run folders of the layout before variants into their variant; return where to.
+
+    Before a run's identity held its backend, precision and plant, a run lay in
+    `runs/<budget>/<arch>/seed<n>`; its record says all three (a version 5 record is honest
+    unless its learning rate was 0: `records._migrate_v5`), so the folder moves, whole and
+    atomically, to `runs/<budget>/<arch>/<variant>/seed<n>`. A folder whose record cannot be
+    read stays where it is, said, and is read by nothing.
+    """
+    moved = []
+    for old in results.legacy_run_dirs():
+        try:
+            record = records.load(old / layout.RECORD_FILE)
+        except RecordError as error:
+            write(f"left {old} in the layout before run variants (its record cannot be read: "
+                  f"{error}); move or delete it by hand")  # fmt: skip
+            continue
+        variant = layout.variant(record.provenance.backend, record.config.precision,
+                                 record.config.plant)  # fmt: skip
+        target = old.parent / variant / old.name
+        if target.exists():
+            write(f"left {old}: {target} exists already; move or delete one by hand")
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(old, target)
+        rerun = layout.rerun_dir(old)
+        if rerun.exists() and not layout.rerun_dir(target).exists():
+            os.replace(rerun, layout.rerun_dir(target))
+        write(f"moved {old} to {target} (a run's folder now names its variant)")
+        moved.append(target)
+    return moved

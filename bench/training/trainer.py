@@ -216,6 +216,8 @@ class Trainer:
         eval_every: also evaluate on the test set every this many steps inside an epoch (off
             the training clock), so that time-to-accuracy is not rounded up to whole epochs.
         placement: for the record's provenance, how a study ran this run (`bench.study`).
+        plant: the regression planted in this run, for its record (`bench.training.plants`
+            gives the options that plant it, this among them).
     """
 
     def __init__(
@@ -234,6 +236,7 @@ class Trainer:
         resume: bool = True,
         eval_every: int | None = None,
         placement: Placement | None = None,
+        plant: str = "none",
     ) -> None:
         if arch_id not in REGISTRY:
             raise ValueError(f"Unknown architecture {arch_id!r}. Valid ids: {', '.join(REGISTRY)}")
@@ -264,6 +267,7 @@ class Trainer:
             train_samples=len(self.x),
             test_samples=len(self.xt),
             eval_every=eval_every,
+            plant=plant,
         )
         self.label = f"[{arch_id} {self.budget.name} seed={seed}]"
         self.target = targets.load().for_budget(self.budget.name)  # a bad file fails now
