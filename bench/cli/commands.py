@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli.options import TRAINING, OptionError, Settings, add_options, positive
-from bench.storage import layout
+from bench.storage import layout, lock
 
 MAIN_SEEDS = (0, 1, 2, 3, 4)
 """The seeds the main job picks from: as many as its estimate fits in --minutes."""
@@ -149,19 +149,21 @@ def cmd_run(args: argparse.Namespace) -> int:
                         train_samples=settings.train_samples)  # fmt: skip
     data = load_mnist(settings.data) if settings.data else training.default_data()
     results = layout.Results(settings.out)
-    migrate_legacy(results, print)
-    variant = layout.variant(settings.backend or requested(), resolve(settings.precision))
-    done = []
-    for arch_id in settings.archs:
-        for seed in settings.seeds:
-            folder = results.run_dir(budget.name, arch_id, seed, variant)
-            done.append(
-                training.train_run(arch_id, budget, seed, out_dir=folder,
-                                   precision=settings.precision, data=data,
-                                   keep_completed=not settings.force,
-                                   resume=not settings.force, eval_every=settings.eval_every)
-            )  # fmt: skip
-            print(f"wrote {folder / layout.RECORD_FILE}", flush=True)
+    with lock.writer(results.root):
+        migrate_legacy(results, print)
+        variant = layout.variant(settings.backend or requested(), resolve(settings.precision))
+        done = []
+        for arch_id in settings.archs:
+            for seed in settings.seeds:
+                folder = results.run_dir(budget.name, arch_id, seed, variant)
+                done.append(
+                    training.train_run(arch_id, budget, seed, out_dir=folder,
+                                       precision=settings.precision, data=data,
+                                       keep_completed=not settings.force,
+                                       resume=not settings.force,
+                                       eval_every=settings.eval_every)
+                )  # fmt: skip
+                print(f"wrote {folder / layout.RECORD_FILE}", flush=True)
     print(summary_table(done))
     return 1 if any(not record.completed for record in done) else 0
 
@@ -231,13 +233,15 @@ def cmd_study(args: argparse.Namespace) -> int:
     executor = _executor(settings)
     results = layout.Results(settings.out)
     results.runs.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now
-    migrate_legacy(results, print)
-    print(f"study: {plan.describe()}; executor {settings.executor}; results {results.root}")
-    estimate = None
-    if settings.executor == "local":
-        estimate, found = _estimate(plan, results)
-        _say_estimate(estimate, found)
-    outcomes = _study(settings, plan, executor, estimate)
+    with lock.writer(results.root):
+        migrate_legacy(results, print)
+        print(f"study: {plan.describe()}; executor {settings.executor}; results "
+              f"{results.root}")  # fmt: skip
+        estimate = None
+        if settings.executor == "local":
+            estimate, found = _estimate(plan, results)
+            _say_estimate(estimate, found)
+        outcomes = _study(settings, plan, executor, estimate)
     done = [o for o in outcomes if o.record is not None]
     paths = [o.spec.folder(results) / layout.RECORD_FILE for o in done]
     if paths:
@@ -311,7 +315,8 @@ def cmd_main(args: argparse.Namespace) -> int:
     results.runs.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now
     print(f"main: {plan.describe()}; results {results.root}")
     _say_estimate(estimate, found)
-    outcomes = _study(settings, plan, _executor(settings), estimate)
+    with lock.writer(results.root):
+        outcomes = _study(settings, plan, _executor(settings), estimate)
     paths = [o.spec.folder(results) / layout.RECORD_FILE for o in outcomes if o.record]
     written = report.write_report(paths, results.report_dir) if paths else None
     for outcome in outcomes:

@@ -43,6 +43,8 @@ class BenchSession:
     comparison: Any = None
     """The paired comparison with a base (`bench.compare`), when the session made one."""
     migrated: bool = False
+    held: Any = None
+    """The results folder's writer lock, once the session writes a run (`bench.storage.lock`)."""
 
     @property
     def results(self) -> layout.Results:
@@ -58,6 +60,13 @@ class BenchSession:
         from bench.training.precisions import resolve
         from bench.training.runfolder import migrate_legacy
 
+        if self.held is None:
+            from contextlib import ExitStack
+
+            from bench.storage import lock
+
+            self.held = ExitStack()
+            self.held.enter_context(lock.writer(self.results.root))  # FolderBusy: refused
         if not self.migrated:
             migrate_legacy(self.results, self.notes.append)
             self.migrated = True
@@ -202,8 +211,13 @@ def pytest_benchmark_update_json(
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """With --cnnbench-regen, write the baseline from this session's runs (atomically)."""
+    """With --cnnbench-regen, write the baseline from this session's runs (atomically).
+
+    Then release the results folder's lock, if the session took it.
+    """
     bench = session.config.stash.get(_SESSION, None)
+    if bench is not None and bench.held is not None:
+        session.config.add_cleanup(bench.held.close)
     if bench is None or not bench.settings.regen or not bench.runs:
         return
     from bench.storage.baselines import BaselineError, regenerate

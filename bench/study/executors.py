@@ -93,6 +93,24 @@ def _outcome(spec: RunSpec, record: RunRecord, kept_since: str | None, seconds: 
 
 
 @dataclass
+def die_with_parent() -> None:
+    """In a child just forked: ask Linux to kill it when its parent dies (PR_SET_PDEATHSIG).
+
+    A study driver that is killed outright must not leave its worker training on into a
+    folder nobody watches; the worker's writes are atomic, so its folder stays consistent
+    and the next study resumes it. Elsewhere than Linux, nothing (the worker ends at its next
+    write to the closed pipe).
+    """
+    if sys.platform != "linux":
+        return
+    import contextlib
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+
+
 class LocalExecutor:
     """One run at a time, each in a fresh `python -m bench.study.worker` process.
 
@@ -118,7 +136,8 @@ class LocalExecutor:
         env = dict(os.environ, KERAS_BACKEND=spec.backend)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         tail: deque[str] = deque(maxlen=20)
-        with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env) as child:
+        with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env,
+                              preexec_fn=die_with_parent) as child:  # fmt: skip
             assert child.stderr is not None
             for line in child.stderr:
                 tail.append(line.rstrip())

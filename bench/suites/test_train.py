@@ -9,6 +9,7 @@ import pytest
 
 from bench.cli.plugin import extra_info
 from bench.storage.baselines import BaselineError
+from bench.storage.lock import FolderBusy
 from bench.training import plants
 from bench.training.budgets import get_budget
 from bench.training.trainer import Trainer, default_data
@@ -25,7 +26,12 @@ def test_train(benchmark, bench_arch, bench_seed, cnnbench, live_write):
         missing = str(error)
     if missing:  # outside the except block: one message, not a chained pair
         pytest.fail(missing, pytrace=False)
-    folder = cnnbench.run_dir(budget.name, bench_arch, bench_seed)
+    try:
+        folder = cnnbench.run_dir(budget.name, bench_arch, bench_seed)
+    except FolderBusy as busy:
+        missing = str(busy)
+    if missing:
+        pytest.fail(missing, pytrace=False)
     benchmark.group = f"train-{budget.name}"
     options = plants.trainer_options(settings.plant, default_data())
     with Trainer(bench_arch, budget, bench_seed, out_dir=folder, precision=settings.precision,
