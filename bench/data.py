@@ -49,6 +49,10 @@ class DataIntegrityError(ValueError):
     """A file or array does not match what MNIST must be (digest, shape, dtype)."""
 
 
+class CacheWarning(UserWarning):
+    """Verified MNIST could not be written to the cache (the run goes on without it)."""
+
+
 class CorruptSourceWarning(UserWarning):
     """A source was found but rejected; the loader moved on to the next one."""
 
@@ -396,7 +400,14 @@ def load_mnist(
             attempts.append(f"{name}: unavailable: {error}")
             continue
         if not name.startswith("cache "):
-            write_cache(arrays, cache_file)
+            try:
+                write_cache(arrays, cache_file)
+            except OSError as error:  # verified data in hand: a cache we cannot write costs
+                # only the next load's time, never this run
+                warnings.warn(f"MNIST from {name} is verified but could not be cached at "
+                              f"{cache_file} ({error}); set {CACHE_ENV} to a writable "
+                              "folder to load it faster next time", CacheWarning,
+                              stacklevel=2)  # fmt: skip
         return arrays
 
     tried = "\n".join(f"  - {attempt}" for attempt in attempts) or "  - (no source enabled)"

@@ -348,3 +348,14 @@ def test_a_named_pipe_inside_an_idx_folder_is_refused_without_blocking(fake, tmp
     os.mkfifo(first)
     with pytest.raises(Exception, match=f"Rejected path .*missing .*{first.name}"):
         load_mnist(folder, cache_dir=cache, download=False, spec=fake.spec)
+
+
+def test_an_unwritable_cache_does_not_refuse_data_already_verified(fake, tmp_path):
+    from bench.data import CacheWarning
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")  # the cache folder cannot be made under a file
+    with pytest.warns(CacheWarning, match="verified but could not be cached"):
+        arrays = load_mnist(fake.npz, cache_dir=blocked / "cache", download=False,
+                            spec=fake.spec)  # fmt: skip
+    fake.assert_equal(arrays)
