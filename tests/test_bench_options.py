@@ -52,3 +52,21 @@ def test_options_are_listed_in_one_group(pytester):
         "train-samples",
     ):
         assert f"--cnnbench-{name}" in text
+
+
+def test_honest_planted_and_other_precision_runs_never_share_a_folder(tmp_path):
+    from bench.cli.options import Settings
+    from bench.cli.plugin import BenchSession
+
+    def folder(**given):
+        settings = Settings.parse(lambda dest: {"out": tmp_path, **given}.get(dest))
+        return BenchSession(settings, gate=None).run_dir("ci", "model_1_a", 0)
+
+    honest = folder(precision="float32")
+    others = [
+        folder(precision="float32", plant="lr0"),
+        folder(precision="mixed_bfloat16"),
+        folder(precision="float32", plant="slow-step:0.1"),
+    ]
+    assert len({honest, *others}) == 4
+    assert honest.parent.name.endswith("-float32") and honest.name == "seed0"

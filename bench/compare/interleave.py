@@ -29,6 +29,8 @@ BOOT = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
 """Run the side script by path, so `sys.path[0]` is the side's tree (the cwd), not ours."""
 WAIT_SECONDS = 600.0
 """The longest a side may take to answer a command (one block, the final evaluation)."""
+MAX_LINE = 16 * 2**20
+"""The longest line read from a side (a `done` message of a full-budget run is ~1 MB)."""
 START_SECONDS = 300.0
 """The longest a side may take to start (import its libraries) and say hello."""
 FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -126,9 +128,14 @@ class Worker:
                 self.kill()
                 raise TimedOut(f"{self.name} said nothing for {timeout:.0f} s, and was "
                                f"stopped; see {self.log}")  # fmt: skip
-            line = self.process.stdout.readline()
+            line = self.process.stdout.readline(MAX_LINE)
             if not line:
                 raise self._died()
+            if len(line) >= MAX_LINE and not line.endswith("\n"):
+                self.kill()
+                raise CompareError(f"{self.name} wrote a line of over {MAX_LINE} characters "
+                                   "(no message of the protocol is that long), and was "
+                                   "stopped")  # fmt: skip
             if not line.startswith(MARK):
                 self._log.write(line)  # a library printing on standard output
                 continue
