@@ -92,7 +92,6 @@ def _outcome(spec: RunSpec, record: RunRecord, kept_since: str | None, seconds: 
     return Outcome(spec, status, record, error, seconds, attempts)
 
 
-@dataclass
 def die_with_parent() -> None:
     """In a child just forked: ask Linux to kill it when its parent dies (PR_SET_PDEATHSIG).
 
@@ -111,6 +110,7 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
 
 
+@dataclass
 class LocalExecutor:
     """One run at a time, each in a fresh `python -m bench.study.worker` process.
 
