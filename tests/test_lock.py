@@ -24,6 +24,12 @@ def holder(root):
     return child
 
 
+def stop(child):
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+
+
 def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_one_blocks_nothing(tmp_path):
     child = holder(tmp_path)
     try:
@@ -33,8 +39,7 @@ def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_one_blocks_no
         assert f"process {child.pid} (python -m bench study --out X, since" in message
         assert "give another --out" in message
     finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+        stop(child)
     with lock.writer(tmp_path):  # the kernel released the killed holder's lock
         pass
 
@@ -45,8 +50,7 @@ def test_run_is_refused_while_another_command_writes_the_folder(tmp_path, capsys
         status = cli_main(["run", "--arch", "model_1_a", "--budget", "smoke", "--seeds", "0",
                            "--out", str(tmp_path)])  # fmt: skip
     finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+        stop(child)
     assert status == 2
     assert f"is being written by process {child.pid}" in capsys.readouterr().err
     assert not list(Path(tmp_path).rglob("record.json"))

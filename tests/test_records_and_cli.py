@@ -29,7 +29,7 @@ def _mutate(change):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d.update(version=9), "reads versions up to 5 of cnn-mnist-bench/run, got 9"),
+        (lambda d: d.update(version=9), "reads versions up to 6 of cnn-mnist-bench/run, got 9"),
         (lambda d: d.update(schema="other"), "schema: expected"),
         (lambda d: d["config"].pop("seed"), "config.seed: missing"),
         (lambda d: d["config"].update(seed=2**32), r"config\.seed: 4294967296 is outside"),
@@ -85,7 +85,7 @@ def test_version_1_records_are_migrated(tmp_path):
         path = tmp_path / f"{document['status']}.json"
         path.write_text(json.dumps(document))
         loaded = records.load(path)
-        assert loaded.version == 5
+        assert loaded.version == records.VERSION == 6
     assert records.load(tmp_path / "completed.json").timing == make_record().timing
     assert records.load(tmp_path / "running.json").timing is None
 
@@ -157,7 +157,8 @@ def test_help_imports_no_backend():
 def test_expected_errors_are_one_sentence_and_debug_shows_the_traceback(tmp_path, capsys):
     garbage = tmp_path / "record.json"
     garbage.write_text("not json")
-    assert cli_main(["report", str(garbage), "-o", str(tmp_path / "r")]) == 0  # costs a figure
+    assert cli_main(["report", str(garbage), "-o", str(tmp_path / "r")]) == 2  # nothing read
+    capsys.readouterr()
     assert cli_main(["gate", str(garbage)]) == 2
     err = capsys.readouterr().err
     assert (

@@ -486,10 +486,11 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from bench.compare.sides import CompareError
     from bench.data import DataIntegrityError, MnistUnavailableError
     from bench.storage.baselines import BaselineError
+    from bench.storage.lock import FolderBusy
     from bench.storage.records import RecordError
 
     return (OptionError, RecordError, BaselineError, MnistUnavailableError,
-            DataIntegrityError, CompareError, ValueError, OSError)  # fmt: skip
+            DataIntegrityError, CompareError, FolderBusy, ValueError, OSError)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

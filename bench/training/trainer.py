@@ -345,6 +345,7 @@ class Trainer:
             if previous is not None:  # a result to keep until this run finishes
                 self.replaces, self.folder = self.folder, self.folder.rerun
                 self.folder.start_afresh()
+        configure_determinism(self.seed)  # again: a rejected checkpoint's load drew from it
         self.model = self.spec.build()
         compile_model(self.model, self.learning_rate)
         arch = ArchInfo(
