@@ -75,30 +75,42 @@ def run_one(kind: str, size: str, out: Path, index: int, suffix: str = "") -> No
 
 
 def count(out: Path, suffix: str = "") -> str:
-    """Tally the kept files: per kind and architecture, how often each verdict came."""
-    lines = []
+    """Tally the kept files: per kind and architecture, the verdicts and the changes seen.
+
+    A Markdown table: how many comparisons, how many passed, failed (and by which verdict)
+    or could not tell, and the change of the total the plant aims at (training time, or
+    evaluation time for `slow-eval`; for A/A the worst of the three), median and range.
+    """
+    import statistics
+
+    rows = [
+        "| kind | arch | n | ok | regression (by step / training / evaluation) | "
+        "cannot tell | change, median [range] |",
+        "|---|---|---:|---:|---|---:|---|",
+    ]
     for kind in KINDS:
         files = sorted(out.glob(f"{kind}{suffix}-[0-9][0-9].json"))
-        if not files:
-            continue
-        tallies: dict[str, dict[str, int]] = {}
-        changes: dict[str, list[float]] = {}
+        by_arch: dict[str, list[dict]] = {}
         for path in files:
             for arch in json.loads(path.read_text())["archs"]:
-                key = arch["arch"]
-                tally = tallies.setdefault(key, {})
-                tally[arch["status"]] = tally.get(arch["status"], 0) + 1
-                for name in arch.get("failed") or []:
-                    tally[f"by {name}"] = tally.get(f"by {name}", 0) + 1
-                what = "evaluation" if kind == "slow-eval" else "training"
-                if arch.get(what):
-                    changes.setdefault(key, []).append(arch[what]["change"])
-        for arch, tally in tallies.items():
-            seen = sorted(changes.get(arch, []))
-            span = f"{seen[0]:+.1%} .. {seen[-1]:+.1%}" if seen else ""
-            runs = sum(v for k, v in tally.items() if not k.startswith("by "))
-            lines.append(f"{kind:14} {arch:10} n={runs:2} {tally}  change {span}")
-    return "\n".join(lines)
+                by_arch.setdefault(arch["arch"], []).append(arch)
+        for arch, found in by_arch.items():
+            status = [a["status"] for a in found]
+            by = {name: sum(name in (a.get("failed") or []) for a in found)
+                  for name in ("step", "training", "evaluation")}  # fmt: skip
+            aims = (("training", "evaluation") if kind == "aa" else
+                    ("evaluation",) if kind == "slow-eval" else ("training",))  # fmt: skip
+            spans = []
+            for what in aims:
+                changes = sorted(a[what]["change"] for a in found if a.get(what))
+                if changes:
+                    spans.append(f"{what} {statistics.median(changes):+.1%} "
+                                 f"[{changes[0]:+.1%}, {changes[-1]:+.1%}]")  # fmt: skip
+            rows.append(f"| {kind}{suffix} | {arch} | {len(found)} | {status.count('ok')} | "
+                        f"{status.count('regression')} ({by['step']} / {by['training']} / "
+                        f"{by['evaluation']}) | {status.count('cannot compare')} | "
+                        f"{'; '.join(spans)} |")  # fmt: skip
+    return "\n".join(rows)
 
 
 def _wait_while_paused(pause: Path) -> None:
