@@ -17,7 +17,6 @@ import dataclasses
 import gc
 import math
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -106,9 +105,9 @@ class IntervalEvaluation:
         step = batch + 1
         if step % self.every or step >= self.steps:
             return
-        began = time.perf_counter()
-        loss, accuracy = test_metrics(self.model, *self.data)
-        seconds = time.perf_counter() - began
+        with self.clock.evaluation():
+            loss, accuracy = test_metrics(self.model, *self.data)
+        seconds = self.clock.evaluations[-1]
         trained = self.trained_before + sum(self.clock.current.wall)
         self.found.append(Evaluation(position=self.epoch - 1 + step / self.steps,
                                      train_seconds=trained, seconds=seconds, val_loss=loss,
