@@ -72,7 +72,7 @@ class Comparison:
         if regressions:
             which = "; ".join(f"{r.arch} ({', '.join(r.failed)})" for r in self.results
                               if r.status == "regression")  # fmt: skip
-            lines.append(f"REGRESSION: significantly slower (95%), by more than "
+            lines.append(f"REGRESSION: significantly slower, by more than "
                          f"{self.threshold / 2:.0%}: {which}")  # fmt: skip
         if unclear:
             lines.append(
@@ -81,7 +81,7 @@ class Comparison:
             )
         if not regressions and not unclear:
             lines.append(f"ok: no typical step, training time or evaluation time slower by "
-                         f"{self.threshold:.0%} (95% confidence)")  # fmt: skip
+                         f"{self.threshold:.0%}")  # fmt: skip
         return "\n".join(lines)
 
     def markdown(self) -> str:
