@@ -26,10 +26,10 @@ METHOD = ("paired blocks, ABBA order, every duration read by the training clock 
           "estimate of the head/base log ratio with the 95% interval of the inverted Wilcoxon "
           "signed-rank test. Training time: the ratio of the totals of every paired step after "
           "the first (compilation) and of each epoch's time outside its steps; Student's "
-          "interval of the summed paired differences, their spread 20%-winsorized. Evaluation "
-          "time: the same over the evaluations after the first (compilation), each epoch's "
-          "and the repeats after training. Each: regression when the interval lies above 1 "
-          "and the estimate above 1 + threshold/2, else pass when the interval lies below "
+          f"interval of the summed paired differences, their spread {verdict.WINSORIZED:.0%}-"
+          "winsorized. Evaluation time: the same over the evaluations after the first "
+          "(compilation), each epoch's and the repeats after training (Task.eval_repeats). "
+          "Each: regression when the interval lies above 1 and the estimate above 1 + threshold/2, else pass when the interval lies below "
           "1 + threshold, else cannot tell; the comparison regresses when any verdict "
           "does")  # fmt: skip
 
@@ -175,8 +175,8 @@ def compare(settings: Settings, say: Say = say_on_stderr) -> Comparison:
                           "HEAD~1) and/or --base-python PATH (another environment)")  # fmt: skip
     if settings.eval_every:
         raise OptionError("a comparison does not evaluate inside epochs (--eval-every): it "
-                          "times each epoch's evaluation and 20 more after training; drop "
-                          "--eval-every")  # fmt: skip
+                          f"times each epoch's evaluation and {Task.eval_repeats} more after "
+                          "training; drop --eval-every")  # fmt: skip
     todo = tasks(settings)
     backend = settings.backend or requested()
     results = layout.Results(settings.out)

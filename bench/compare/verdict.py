@@ -50,8 +50,28 @@ Step = Sequence[float]
 """One step as the side process reports it: wall seconds, CPU seconds, 1 if a partial batch."""
 
 
+class RatioVerdict:
+    """What every verdict shows: its ratio (head over base) as a signed change with its interval.
+
+    Shared by `Speed` and `Total`, which hold `ratio`, `low` and `high`.
+    """
+
+    ratio: float
+    low: float
+    high: float
+
+    @property
+    def change(self) -> float:
+        """The signed change: +0.10 is 10% slower."""
+        return self.ratio - 1
+
+    def describe(self) -> str:
+        """E.g. '+10.2% [+8.1%, +12.0%]'."""
+        return f"{self.change:+.1%} [{self.low - 1:+.1%}, {self.high - 1:+.1%}]"
+
+
 @dataclass(frozen=True)
-class Speed:
+class Speed(RatioVerdict):
     """The head's step time against the base's, from paired blocks."""
 
     base_step: float
@@ -67,18 +87,9 @@ class Speed:
     verdict: str
     """"slower" (a regression), "ok", or "unclear" (cannot tell at this noise)."""
 
-    @property
-    def change(self) -> float:
-        """The signed change of step time: +0.10 is 10% slower."""
-        return self.ratio - 1
-
-    def describe(self) -> str:
-        """E.g. '+10.2% [+8.1%, +12.0%]'."""
-        return f"{self.change:+.1%} [{self.low - 1:+.1%}, {self.high - 1:+.1%}]"
-
 
 @dataclass(frozen=True)
-class Total:
+class Total(RatioVerdict):
     """The head's total seconds of training (or of evaluation) against the base's, paired."""
 
     what: str
@@ -95,15 +106,6 @@ class Total:
     threshold: float
     verdict: str
     """"slower" (a regression), "ok", or "unclear" (cannot tell at this noise)."""
-
-    @property
-    def change(self) -> float:
-        """The signed change of the total: +0.10 is 10% slower."""
-        return self.ratio - 1
-
-    def describe(self) -> str:
-        """E.g. '+10.2% [+8.1%, +12.0%]'."""
-        return f"{self.change:+.1%} [{self.low - 1:+.1%}, {self.high - 1:+.1%}]"
 
 
 @dataclass(frozen=True)
@@ -366,7 +368,7 @@ def exit_code(results: Sequence[ArchResult]) -> int:
 VERDICT_WORDS = {"slower": "SLOWER", "ok": "ok", "unclear": "CANNOT TELL"}
 
 
-def _cell(v: Speed | Total | None) -> str:
+def _cell(v: RatioVerdict | None) -> str:
     return f"{v.describe()} {VERDICT_WORDS[v.verdict]}" if v is not None else ""
 
 
