@@ -29,7 +29,8 @@ METHOD = ("paired blocks, ABBA order, every duration read by the training clock 
           f"interval of the summed paired differences, their spread {verdict.WINSORIZED:.0%}-"
           "winsorized. Evaluation time: the same over the evaluations after the first "
           "(compilation), each epoch's and the repeats after training (Task.eval_repeats). "
-          "Each: regression when the interval lies above 1 and the estimate above 1 + threshold/2, else pass when the interval lies below "
+          "Each: regression when the interval lies above 1 and the estimate above 1 + "
+          "threshold/2, else pass when the interval lies below "
           "1 + threshold, else cannot tell; the comparison regresses when any verdict "
           "does")  # fmt: skip
 
