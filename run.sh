@@ -28,7 +28,13 @@ setup() {
     "$VENV/bin/python" -m pip install --quiet -c constraints.txt "torch==2.13.0"
     extras="$extras,backends"
   fi
+  # Apache Otava (the history's change points) pins numpy 2.2 and brings database and chat
+  # clients for its command line; its detector needs numpy and scipy only. So it goes in
+  # without its dependencies, last, and comes out before pip resolves anything else (else
+  # pip reports its unmet pins on every later install).
+  "$VENV/bin/python" -m pip uninstall --quiet --yes apache-otava 2> /dev/null || true
   "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[$extras]"
+  "$VENV/bin/python" -m pip install --quiet --no-deps -c constraints.txt apache-otava
   printf '%s' "$want" > "$STAMP"
 }
 
@@ -40,6 +46,7 @@ lock() {
   "$tmp/venv/bin/python" -m pip install --quiet --upgrade pip
   "$tmp/venv/bin/python" -m pip install --quiet "torch==2.13.0"  # the CPU build (see setup)
   "$tmp/venv/bin/python" -m pip install --quiet -e ".[backends,dev,cluster]"
+  "$tmp/venv/bin/python" -m pip install --quiet --no-deps apache-otava  # as setup does
   {
     sed -n '1,2p' constraints.txt
     "$tmp/venv/bin/python" -m pip freeze --exclude-editable

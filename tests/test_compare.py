@@ -71,6 +71,14 @@ def test_a_significant_slowdown_under_half_the_threshold_passes():
     assert result.low > 1 and result.verdict == "ok"  # +3%: real, shown, under 5%
 
 
+def test_a_significant_speed_up_beyond_half_the_threshold_is_faster_and_a_small_one_ok():
+    base = blocks(0.03, 0.05, 200, seed=1)
+    faster = verdict.speed(base, blocks(0.027, 0.05, 200, seed=2))  # 10% faster
+    assert faster.verdict == "faster" and faster.high < 1
+    slightly = verdict.speed(blocks(0.03, 0.02, 300, 1), blocks(0.0291, 0.02, 300, 2))
+    assert slightly.high < 1 and slightly.verdict == "ok"  # -3%: real, shown, under 5%
+
+
 def test_too_noisy_to_rule_out_the_threshold_is_unclear():
     result = verdict.speed(blocks(0.03, 0.6, 12, 1), blocks(0.03, 0.6, 12, 2))
     assert result.verdict == "unclear" and result.high - 1 >= 0.10
@@ -105,6 +113,9 @@ def test_parting_histories_name_the_epoch_and_the_band():
     assert "part at epoch 2" in inside.describe() and "inside the seed band" in inside.describe()
     outside = verdict.numerics(HISTORY, head, [0.3, 0.9], [0.3, 0.85], 0.01)
     assert outside.outside_band and "OUTSIDE" in outside.describe()
+    assert outside.describe().endswith("less accurate)")
+    better = verdict.numerics(HISTORY, head, [0.3, 0.9], [0.3, 0.95], 0.01)
+    assert better.describe().endswith("OUTSIDE the seed band ±0.0100: more accurate)")
     unknown = verdict.numerics(HISTORY, head, [0.3, 0.9], [0.3, 0.85], None)
     assert unknown.outside_band is None and "no stored baseline" in unknown.describe()
 
@@ -129,6 +140,12 @@ def test_exit_codes_follow_the_gate():
     assert verdict.exit_code([result("ok", training="slower")]) == 1
     assert result("ok", training="slower").failed == ["training"]
     assert verdict.exit_code([result("ok", training="unclear")]) == 2
+    improved = result("faster")
+    assert improved.status == "improvement" and improved.improved == ["step"]
+    assert verdict.exit_code([improved]) == 0
+    assert verdict.exit_code([improved], fail_on_improvement=True) == 1
+    assert verdict.exit_code([improved, result("slower")]) == 1
+    assert "FASTER (step)" in verdict.table([improved])
 
 
 def test_thresholds_and_plants_are_checked_when_parsed():

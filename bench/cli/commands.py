@@ -25,7 +25,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.cli.options import TRAINING, OptionError, Settings, add_options, positive
+from bench.cli.options import (
+    COMPARISON,
+    TRAINING,
+    OptionError,
+    Settings,
+    add_options,
+    positive,
+)
 from bench.storage import layout, lock
 
 MAIN_SEEDS = (0, 1, 2, 3, 4)
@@ -72,8 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser(
         "compare", help="base against head on this machine: paired, interleaved step times"
     )
-    add_options(compare.add_argument, (*TRAINING, "out", "baselines", "summary", "plant", "base",
-                                       "head", "base-python", "threshold", "block"))  # fmt: skip
+    add_options(compare.add_argument, (*TRAINING, "out", "baselines", "summary", *COMPARISON))
     peers = commands.add_parser("peers", help="the harness against other ways to train, one run")
     add_options(peers.add_argument, ("archs", "out"))
     peers.add_argument("--samples", type=positive, default=4096, help="training images")
@@ -431,17 +437,20 @@ def cmd_history(args: argparse.Namespace) -> int:
         raise OptionError(f"no cnnbench results by commit under {', '.join(map(str, folders))}; "
                           "save some with pytest bench --benchmark-autosave")  # fmt: skip
     out = args.out or layout.Results().report_dir
-    points = history.change_points(commits)
+    missing = history.available()
+    points = [] if missing else history.change_points(commits)
     for arch in history.archs(commits):
         path = out / f"history_{arch}.png"
         figures.save(history.figure(commits, arch, points), path)
         print(f"wrote {path}")
     print(f"{len(commits)} commits, {commits[0].id[:7]} .. {commits[-1].id[:7]}")
     for point in points:
-        print(f"CHANGE POINT: {point.arch} {point.metric} at {point.commit[:7]}: "
-              f"{point.before:.4g} -> {point.after:.4g} ({point.relative:+.1%}, "
-              f"Welch p = {point.p_value:.2g})")  # fmt: skip
-    if not points:
+        print(f"CHANGE POINT ({point.kind}): {point.arch} {point.metric} at "
+              f"{point.commit[:7]}: {point.before:.4g} -> {point.after:.4g} "
+              f"({point.relative:+.1%}, p = {point.p_value:.2g})")  # fmt: skip
+    if missing:
+        print(f"note: no change points looked for: {missing}")
+    elif not points:
         print("no change point")
     print(history.compare(commits, args.against))
     return 0

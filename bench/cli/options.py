@@ -211,7 +211,9 @@ OPTIONS: dict[str, Option] = {
         Option("minutes", "the main job picks as many seeds (of 0-4) as its estimate fits in "
                "this many minutes, when --seeds is not given (default 15)", 15.0, type=minutes),
         Option("base", "compare: the base, a git ref of this repository (a branch, tag or "
-               "commit, e.g. HEAD~1), checked out in a temporary worktree"),
+               "commit, e.g. HEAD~1), checked out in a temporary worktree; "
+               "merge-base:BRANCH is the merge base of the head and BRANCH (a pull request's "
+               "base, e.g. merge-base:origin/main)"),
         Option("head", "compare: the head, a git ref (default: this working tree)"),
         Option("base-python", "compare: the base's Python interpreter, another environment "
                "(a library upgrade); with no --base, both sides run this working tree"),
@@ -219,6 +221,9 @@ OPTIONS: dict[str, Option] = {
                "the evaluation time the comparison must catch (default 10%%): fails when a "
                "significant slowdown of any exceeds half of it",
                0.10, type=fraction),
+        Option("fail-on-improvement", "compare: a significant speed-up fails too (exit 1), "
+               "for those who keep baselines tight (default: said as FASTER, passes)",
+               flag=True),
         Option("block", "compare: steps each side trains before the other takes its turn "
                "(default 1: the closest pairs, the narrowest intervals)", 1, type=positive),
     )
@@ -227,6 +232,9 @@ OPTIONS: dict[str, Option] = {
 TRAINING = ("archs", "budget", "seeds", "epochs", "train-samples", "eval-every", "backend",
             "precision", "data")  # fmt: skip
 """The options that say which runs to train and how."""
+
+COMPARISON = ("plant", "base", "head", "base-python", "threshold", "fail-on-improvement", "block")
+"""The options of a paired comparison (`python -m bench compare`, `pytest bench`)."""
 
 
 def add_options(add: Callable[..., Any], names: Iterable[str], *, prefix: str = "") -> None:
@@ -287,6 +295,7 @@ class Settings:
     head: str | None
     base_python: str | None
     threshold: float
+    fail_on_improvement: bool
     block: int
 
     @classmethod

@@ -22,8 +22,7 @@ from bench.cli.options import PYTEST_PREFIX, OptionError, Settings
 from bench.storage import layout
 
 PYTEST_OPTIONS = (*options.TRAINING, "out", "gate", "baselines", "summary", "regen",
-                  "allow-fewer-seeds", "plant", "base", "head", "base-python", "threshold",
-                  "block")  # fmt: skip
+                  "allow-fewer-seeds", *options.COMPARISON)  # fmt: skip
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -45,6 +45,7 @@ class Comparison:
     threshold: float
     backend: str
     plant: str
+    fail_on_improvement: bool = False
     results: list[verdict.ArchResult] = field(default_factory=list)
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)
     hello: list[dict[str, Any]] = field(default_factory=list)
@@ -52,8 +53,8 @@ class Comparison:
 
     @property
     def exit_code(self) -> int:
-        """0 pass, 1 a regression, 2 something could not be compared."""
-        return verdict.exit_code(self.results)
+        """0 pass, 1 a regression (or an improvement, asked), 2 something could not be compared."""
+        return verdict.exit_code(self.results, self.fail_on_improvement)
 
     def summary(self) -> str:
         """Return the human table, what was compared, and the verdict in one line."""
@@ -62,6 +63,7 @@ class Comparison:
             f" train_samples={task.train_samples}" if task.train_samples else "")  # fmt: skip
         regressions = [r.arch for r in self.results if r.status == "regression"]
         unclear = [r.arch for r in self.results if r.status == "cannot compare"]
+        faster = [r for r in self.results if r.status == "improvement"]
         lines = [
             f"base: {self.base.label}",
             f"head: {self.head.label}"
@@ -80,6 +82,12 @@ class Comparison:
                 f"CANNOT COMPARE: {', '.join(unclear)} (an error, or too noisy "
                 f"to rule out a {self.threshold:.0%} slowdown: train more steps)"
             )
+        if faster:
+            which = "; ".join(f"{r.arch} ({', '.join(r.improved)})" for r in faster)
+            fails = (" (fails: --fail-on-improvement; update the baseline)"
+                     if self.fail_on_improvement else "")  # fmt: skip
+            lines.append(f"FASTER: significantly faster, by more than {self.threshold / 2:.0%}: "
+                         f"{which}{fails}")  # fmt: skip
         if not regressions and not unclear:
             lines.append(f"ok: no typical step, training time or evaluation time slower by "
                          f"{self.threshold:.0%}")  # fmt: skip
@@ -87,7 +95,9 @@ class Comparison:
 
     def markdown(self) -> str:
         """Return the comparison as GitHub-flavoured Markdown (for a CI job's summary)."""
-        mark = {0: "✅ passed", 1: "❌ regression", 2: "⚠️ cannot compare"}[self.exit_code]
+        mark = {0: "✅ passed", 1: "❌ failed", 2: "⚠️ cannot compare"}[self.exit_code]
+        if self.exit_code == 0 and any(r.status == "improvement" for r in self.results):
+            mark += " (faster)"
         return (f"### cnnbench paired comparison: {mark}\n\nbase `{self.base.label}`, head "
                 f"`{self.head.label}`, threshold {self.threshold:.0%}, same machine, "
                 f"interleaved.\n\n{verdict.table(self.results, 'github')}\n")  # fmt: skip
@@ -104,6 +114,7 @@ class Comparison:
             entry: dict[str, Any] = {"arch": result.arch, "status": result.status,
                                      "error": result.error, "note": result.note}  # fmt: skip
             entry["failed"] = result.failed
+            entry["improved"] = result.improved
             if result.speed:
                 entry["speed"] = asdict(result.speed) | {"change": result.speed.change}
             for name, total in (("training", result.training),
@@ -127,6 +138,7 @@ class Comparison:
             "task": {k: v for k, v in asdict(self.tasks[0]).items() if k != "arch"},
             "backend": self.backend, "plant": self.plant, "threshold": self.threshold,
             "confidence": verdict.CONFIDENCE, "method": METHOD, "seconds": self.seconds,
+            "fail_on_improvement": self.fail_on_improvement,
             "exit_status": self.exit_code, "archs": archs,
         }  # fmt: skip
 
@@ -183,14 +195,15 @@ def compare(settings: Settings, say: Say = say_on_stderr) -> Comparison:
     results = layout.Results(settings.out)
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
-        base = stack.enter_context(prepared("base", settings.base, settings.base_python))
+        base = stack.enter_context(prepared("base", settings.base, settings.base_python,
+                                            settings.head))  # fmt: skip
         head = stack.enter_context(prepared("head", settings.head, None))
         say(f"compare: base {base.label} against head {head.label}: "
             f"{', '.join(t.arch for t in todo)}")  # fmt: skip
         pair = Pair(base, head, backend, results.compare_dir, settings.data, settings.plant, say)
         stack.callback(pair.close)
         comparison = Comparison(base, head, todo, settings.threshold, backend, settings.plant,
-                                hello=pair.hello)  # fmt: skip
+                                settings.fail_on_improvement, hello=pair.hello)  # fmt: skip
         for task in todo:
             comparison.results.append(_one(settings, pair, task, backend, comparison))
             say(verdict.table(comparison.results[-1:]).splitlines()[-1])

@@ -64,6 +64,38 @@ def resolve_ref(ref: str, repo: Path) -> str:
     return found.stdout.strip()
 
 
+MERGE_BASE = "merge-base:"
+"""A base given as `merge-base:BRANCH` is the merge base of the head and BRANCH (a pull
+request's base: what the branch forked from, as GitHub's pull-request diff shows)."""
+
+
+def resolve_base(ref: str, repo: Path, head: str | None) -> tuple[str, str]:
+    """Return (commit, label) of a base ref; `merge-base:BRANCH` is the head's merge base.
+
+    CompareError when the branch is missing or the two have no merge base in this clone (a
+    shallow clone: fetch the full history).
+    """
+    if not ref.startswith(MERGE_BASE):
+        commit = resolve_ref(ref, repo)
+        return commit, f"{ref} ({commit[:7]})"
+    branch = ref.removeprefix(MERGE_BASE)
+    if not branch:
+        raise CompareError(f"{ref!r} names no branch: give {MERGE_BASE}BRANCH, e.g. "
+                           f"{MERGE_BASE}origin/main")  # fmt: skip
+    target = resolve_ref(branch, repo)
+    tip = resolve_ref(head or "HEAD", repo)
+    found = _git(repo, "merge-base", tip, target)
+    if found.returncode != 0 or not found.stdout.strip():
+        shallow = _git(repo, "rev-parse", "--is-shallow-repository").stdout.strip() == "true"
+        why = ("this clone is shallow: fetch the full history (git fetch --unshallow; in "
+               "GitHub Actions, actions/checkout with fetch-depth: 0)" if shallow
+               else "they share no history")  # fmt: skip
+        raise CompareError(f"no merge base of {head or 'HEAD'} ({tip[:7]}) and {branch} "
+                           f"({target[:7]}): {why}")  # fmt: skip
+    commit = found.stdout.split()[0]
+    return commit, f"merge base of {head or 'HEAD'} and {branch} ({commit[:7]})"
+
+
 def _python(python: str | None) -> str:
     if python is None:
         return sys.executable
@@ -116,15 +148,19 @@ def sweep_abandoned(repo: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def prepared(role: str, ref: str | None, python: str | None) -> Iterator[Side]:
-    """Yield a side: a ref checked out in a temporary worktree, else this working tree."""
+def prepared(role: str, ref: str | None, python: str | None,
+             head: str | None = None) -> Iterator[Side]:  # fmt: skip
+    """Yield a side: a ref checked out in a temporary worktree, else this working tree.
+
+    `head` is the head's ref (None: this working tree's HEAD), for a base of `merge-base:B`.
+    """
     interpreter = _python(python)
     who = "" if python is None else f" with {interpreter}"
     if ref is None:
         yield Side(role, f"working tree{who}", source_root(), interpreter)
         return
     repo = source_root()
-    commit = resolve_ref(ref, repo)
+    commit, label = resolve_base(ref, repo, head)
     sweep_abandoned(repo)
     folder = Path(tempfile.mkdtemp(prefix=f"cnnbench-{role}-"))
     (folder / OWNER).write_text(str(os.getpid()))
@@ -133,7 +169,7 @@ def prepared(role: str, ref: str | None, python: str | None) -> Iterator[Side]:
         shutil.rmtree(folder, ignore_errors=True)
         raise CompareError(f"could not check out {ref} ({commit[:7]}): {added.stderr.strip()}")
     try:
-        yield Side(role, f"{ref} ({commit[:7]}){who}", folder / "tree", interpreter, commit)
+        yield Side(role, f"{label}{who}", folder / "tree", interpreter, commit)
     finally:
         _git(repo, "worktree", "remove", "--force", str(folder / "tree"))
         shutil.rmtree(folder, ignore_errors=True)

@@ -22,6 +22,8 @@ estimate exceeds T/2; a pass otherwise when the interval lies below T (a slowdow
 ruled out); else it cannot tell, and says so (exit 2): too noisy for this many steps. Half
 of T, not T, is the line, so that a real slowdown of T fails whichever side of T its
 estimate falls, while a significant but smaller one (a few percent) passes and is shown.
+Mirrored, a speed-up is FASTER when its interval lies wholly below 1 and its estimate below
+1 - T/2: said, and passing unless the comparison is asked to fail on improvements.
 
 Numerics. With the same seed on the same machine a change that does not touch the numerics
 trains an identical history: `identical` says so; otherwise the first epoch where the
@@ -85,7 +87,7 @@ class Speed(RatioVerdict):
     pairs: int
     threshold: float
     verdict: str
-    """"slower" (a regression), "ok", or "unclear" (cannot tell at this noise)."""
+    """"slower" (a regression), "faster", "ok", or "unclear" (cannot tell at this noise)."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ class Total(RatioVerdict):
     pairs: int
     threshold: float
     verdict: str
-    """"slower" (a regression), "ok", or "unclear" (cannot tell at this noise)."""
+    """"slower" (a regression), "faster", "ok", or "unclear" (cannot tell at this noise)."""
 
 
 @dataclass(frozen=True)
@@ -144,8 +146,10 @@ class Numerics:
         text += f"; final {self.difference:+.4f}"
         if self.band is None:
             return text + " (no stored baseline for a seed band)"
-        where = "OUTSIDE" if self.outside_band else "inside"
-        return text + f" ({where} the seed band ±{self.band:.4f})"
+        if not self.outside_band:
+            return text + f" (inside the seed band ±{self.band:.4f})"
+        which = "more accurate" if self.difference > 0 else "less accurate"
+        return text + f" (OUTSIDE the seed band ±{self.band:.4f}: {which})"
 
 
 def timed_blocks(blocks: Sequence[Sequence[Step]]) -> list[list[float]]:
@@ -224,9 +228,14 @@ def speed(base: Sequence[Sequence[Step]], head: Sequence[Sequence[Step]],
 
 
 def rule(estimate: float, low: float, high: float, threshold: float) -> str:
-    """Apply the comparison's rule to a ratio and its interval: 'slower', 'ok' or 'unclear'."""
+    """Apply the comparison's rule to a ratio and its interval.
+
+    'slower', 'faster' (the mirror of slower), 'ok' or 'unclear'.
+    """
     if low > 1 and estimate - 1 > threshold / 2:
         return "slower"
+    if high < 1 and 1 - estimate > threshold / 2:
+        return "faster"
     if high - 1 < threshold:
         return "ok"
     return "unclear"
@@ -345,27 +354,34 @@ class ArchResult:
         return [n for n, v in self.verdicts.items() if v is not None and v.verdict == "slower"]
 
     @property
+    def improved(self) -> list[str]:
+        """The names of the verdicts that found a speed-up."""
+        return [n for n, v in self.verdicts.items() if v is not None and v.verdict == "faster"]
+
+    @property
     def status(self) -> str:
-        """'regression', 'ok' or 'cannot compare'."""
+        """'regression', 'cannot compare', 'improvement' (faster, nothing slower) or 'ok'."""
         if self.failed:
             return "regression"
         found = self.verdicts.values()
         if self.error or any(v is None or v.verdict == "unclear" for v in found):
             return "cannot compare"
-        return "ok"
+        return "improvement" if self.improved else "ok"
 
 
-def exit_code(results: Sequence[ArchResult]) -> int:
+def exit_code(results: Sequence[ArchResult], fail_on_improvement: bool = False) -> int:
     """Return the exit status, the gate's convention.
 
-    1 when any architecture regressed, else 2 when any could not be compared (an error, or too
-    noisy to tell), else 0.
+    1 when any architecture regressed (or, asked, improved), else 2 when any could not be
+    compared (an error, or too noisy to tell), else 0.
     """
     statuses = {r.status for r in results}
-    return 1 if "regression" in statuses else 2 if "cannot compare" in statuses else 0
+    if "regression" in statuses or (fail_on_improvement and "improvement" in statuses):
+        return 1
+    return 2 if "cannot compare" in statuses else 0
 
 
-VERDICT_WORDS = {"slower": "SLOWER", "ok": "ok", "unclear": "CANNOT TELL"}
+VERDICT_WORDS = {"slower": "SLOWER", "faster": "FASTER", "ok": "ok", "unclear": "CANNOT TELL"}
 
 
 def _cell(v: RatioVerdict | None) -> str:
@@ -378,6 +394,7 @@ def table(results: Sequence[ArchResult], tablefmt: str = "simple") -> str:
     for r in results:
         s, t, e, n = r.speed, r.training, r.evaluation, r.numerics
         verdict = ("REGRESSION (" + ", ".join(r.failed) + ")" if r.failed
+                   else "FASTER (" + ", ".join(r.improved) + ")" if r.status == "improvement"
                    else {"ok": "ok"}.get(r.status, "CANNOT COMPARE"))  # fmt: skip
         rows.append([
             r.arch,

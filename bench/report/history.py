@@ -7,13 +7,17 @@ with the commit (`commit_info`) and, per benchmark, the harness's figures (`extr
 groups results by commit (in commit-time order) and architecture, and per metric:
 
 * draws the trend (x: commits, labelled with short hash and date; every seed a dot);
-* finds change points by sequential step detection: each commit's values against the
-  segment before it (the commits since the last change point, at most `WINDOW`), a change
-  point when Welch's t-test gives p < `ALPHA` *and* the means differ by at least the metric's
-  `MIN_CHANGE` (so tiny but consistent shifts of a deterministic metric do not count); a step
-  that shows only a commit or two later is placed, among the splits that pass the same test,
-  at the sharpest (binary segmentation's pooled t criterion). It needs 2+ seeds
-  at a commit; commits with one are drawn but not tested;
+* finds change points with Apache Otava's detector (E-Divisive means, then Student's t-test
+  between the segments it proposes, p < `ALPHA`; `otava.analysis.compute_change_points`), on
+  each commit's mean over its seeds, keeping those whose means differ by at least the metric's
+  `MIN_CHANGE` (so tiny but consistent shifts of a deterministic metric do not count). Each is
+  an improvement or a regression by the metric's better direction. Chosen over the
+  sequential Welch step detector this module had, measured on labelled histories in this
+  project's own noise (`bench.investigations.change_points`; docs/measurements/change-points):
+  Otava found more planted steps with fewer false alarms, and works with one seed a commit,
+  which is what `./run.sh gate` saves. Otava's package pins numpy 2.2 and brings database and
+  chat clients for its command line; its detector needs numpy and scipy only, so it is
+  installed without its dependencies (`./run.sh setup`), pinned in constraints.txt;
 * compares the latest commit with the best, the previous or a named one.
 
 Files written by older harness versions lack some figures (time-to-target before record
@@ -33,22 +37,28 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from tabulate import tabulate
 
-from bench.measurement.stats import welch_p
 from bench.storage import schema
 
 METRICS = {
     "test_accuracy": ("test accuracy", "higher"),
+    "train_seconds_total": ("training seconds", "lower"),
+    "eval_seconds_total": ("evaluation seconds", "lower"),
     "seconds_to_target": ("training seconds to target", "lower"),
     "efficiency": ("efficiency (fraction of matmul peak)", "higher"),
 }
 """metric in `extra_info` -> (axis label, which direction is better)."""
-MIN_CHANGE = {"test_accuracy": 0.01, "seconds_to_target": 0.25, "efficiency": 0.10}
+MIN_CHANGE = {"test_accuracy": 0.01, "train_seconds_total": 0.05, "eval_seconds_total": 0.05,
+              "seconds_to_target": 0.25, "efficiency": 0.10}  # fmt: skip
 """The smallest relative change of the mean that counts as a change point. Time to target is
 wider: at the ci budget the target falls in the first, compiling epoch, whose time varies
 between seeds far more than a steady epoch's (2.2 on six commits here: 3.8 to 6.2 s for the
 same code, against efficiency's 0.21 to 0.24)."""
-ALPHA = 0.01
-WINDOW = 5
+ALPHA = 0.001
+"""Otava's significance level (its default): measured the best of those tried (the module
+docstring)."""
+MIN_COMMITS = 4
+"""Fewer commits with a metric than this: no change point is looked for."""
+OTAVA_VERSION = "0.8.0"
 
 
 @dataclass
@@ -76,11 +86,19 @@ class ChangePoint:
     before: float
     after: float
     p_value: float
+    better: str = "higher"
+    """Which direction of the metric is better (`METRICS`)."""
 
     @property
     def relative(self) -> float:
         """Signed relative change of the mean (the absolute change from a mean of 0)."""
         return (self.after - self.before) / (abs(self.before) or 1.0)
+
+    @property
+    def kind(self) -> str:
+        """'improvement' or 'regression'."""
+        up = self.after > self.before
+        return "improvement" if up == (self.better == "higher") else "regression"
 
 
 def load(folders: Sequence[Path]) -> tuple[list[Commit], list[str]]:
@@ -155,65 +173,52 @@ def series(commits: Sequence[Commit], arch: str, metric: str) -> list[list[float
     return [c.values.get(arch, {}).get(metric, []) for c in commits]
 
 
-def _split(
-    values: Sequence[list[float]], start: int, split: int, end: int
-) -> tuple[list[float], list[float]]:
-    before = [x for v in values[max(start, split - WINDOW) : split] for x in v]
-    return before, [x for v in values[split : end + 1] for x in v]
+def _otava(means: Sequence[float]) -> list[tuple[int, float, float, float]]:
+    """Return Otava's change points: (first index after the step, mean before, after, p)."""
+    from otava.analysis import compute_change_points
+
+    points, _ = compute_change_points(list(means), max_pvalue=ALPHA)
+    return [(int(p.index), float(p.stats.mean_1), float(p.stats.mean_2), float(p.stats.pvalue))
+            for p in points]  # fmt: skip
 
 
-def _steps(values: Sequence[list[float]], start: int, split: int, end: int, metric: str) -> bool:
-    """Whether commits [split, end] stepped away from the segment before `split`."""
-    before, after = _split(values, start, split, end)
-    if len(before) < 2 or len(after) < 2 or not statistics.fmean(before):
-        return False
-    old, new = statistics.fmean(before), statistics.fmean(after)
-    return welch_p(before, after) < ALPHA and abs(new - old) / abs(old) >= MIN_CHANGE[metric]
-
-
-def _sharpness(before: list[float], after: list[float]) -> float:
-    """Return the pooled-variance t statistic of a split (binary segmentation's criterion).
-
-    Pooled, not Welch's: a split that leaves the spread-out commit on the wrong side would
-    otherwise win on the tidy side's small variance.
-    """
-    if len(before) < 2 or len(after) < 2:
-        return 0.0
-    from scipy import stats
-
-    statistic = stats.ttest_ind(before, after, equal_var=True).statistic
-    return abs(float(statistic)) if math.isfinite(statistic) else math.inf
+def available() -> str | None:
+    """Return why change points cannot be found here (Otava missing), or None when they can."""
+    try:
+        import otava.analysis  # noqa: F401
+    except ImportError:
+        return (
+            f"change points need Apache Otava's detector: pip install --no-deps "
+            f"apache-otava=={OTAVA_VERSION} (./run.sh setup installs it; see {__name__})"
+        )
+    return None
 
 
 def change_points(commits: Sequence[Commit]) -> list[ChangePoint]:
     """Find change points for every architecture and metric (see the module docstring).
 
-    A step is often significant only once a commit or two after it have been measured; it is
-    then placed at the sharpest split (lowest p) among the commits since the segment began,
-    not at the commit that made it visible.
+    On each commit's mean over its seeds (commits without the metric are left out of its
+    series); a change smaller than the metric's `MIN_CHANGE` is not one.
     """
     found = []
     for arch in archs(commits):
-        for metric in METRICS:
-            values = series(commits, arch, metric)
-            start = next((i for i, v in enumerate(values) if v), len(values))
-            for end in range(start + 1, len(values)):
-                if not _steps(values, start, end, end, metric):
+        for metric, (_, better) in METRICS.items():
+            measured = [(c, statistics.fmean(v))
+                        for c, v in zip(commits, series(commits, arch, metric), strict=True)
+                        if v]  # fmt: skip
+            if len(measured) < MIN_COMMITS:
+                continue
+            for index, before, after, p_value in _otava([m for _, m in measured]):
+                if before and abs(after - before) / abs(before) < MIN_CHANGE[metric]:
                     continue
-                passing = [k for k in range(start + 1, end + 1)
-                           if _steps(values, start, k, end, metric)]  # fmt: skip
-                split = max(passing, key=lambda k: _sharpness(*_split(values, start, k, end)))
-                before, after = _split(values, start, split, end)
-                old, new = statistics.fmean(before), statistics.fmean(after)
-                found.append(ChangePoint(arch, metric, commits[split].id, old, new,
-                                         welch_p(before, after)))  # fmt: skip
-                start = split
+                found.append(ChangePoint(arch, metric, measured[index][0].id, before, after,
+                                         p_value, better))  # fmt: skip
     return found
 
 
 def figure(commits: Sequence[Commit], arch: str, points: Sequence[ChangePoint]) -> Figure:
     """Accuracy, time-to-target and efficiency of one architecture across commits."""
-    fig = Figure(figsize=(max(7, 0.9 * len(commits)), 8))
+    fig = Figure(figsize=(max(7, 0.9 * len(commits)), 2.2 * len(METRICS)))
     axes = fig.subplots(len(METRICS), 1, sharex=True)
     for ax, (metric, (label, better)) in zip(axes, METRICS.items(), strict=True):
         values = series(commits, arch, metric)
@@ -224,8 +229,9 @@ def figure(commits: Sequence[Commit], arch: str, points: Sequence[ChangePoint]) 
             ax.plot(*zip(*means, strict=True), "-", color="tab:blue", label="mean over seeds")
         for point in (p for p in points if p.arch == arch and p.metric == metric):
             index = next(i for i, c in enumerate(commits) if c.id == point.commit)
-            ax.axvline(index - 0.5, color="tab:red", linestyle="--",
-                       label=f"change point {point.commit[:7]}: {point.relative:+.1%}")  # fmt: skip
+            colour = "tab:red" if point.kind == "regression" else "tab:green"
+            ax.axvline(index - 0.5, color=colour, linestyle="--",
+                       label=f"{point.kind} {point.commit[:7]}: {point.relative:+.1%}")  # fmt: skip
         ax.set(ylabel=label, title=f"{label} ({better} is better)")
         ax.grid(True)
         if ax.get_legend_handles_labels()[0]:
