@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         "compare", help="base against head on this machine: paired, interleaved step times"
     )
     add_options(compare.add_argument, (*TRAINING, "out", "baselines", "summary", *COMPARISON))
+    bisect = commands.add_parser(
+        "bisect", help="find the first commit slower than GOOD: paired comparisons, bisected"
+    )
+    add_options(bisect.add_argument, ("good", "bad", *TRAINING, "out", "baselines", "threshold",
+                                      "block"))  # fmt: skip
     peers = commands.add_parser("peers", help="the harness against other ways to train, one run")
     add_options(peers.add_argument, ("archs", "out"))
     peers.add_argument("--samples", type=positive, default=4096, help="training images")
@@ -382,6 +387,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return comparison.exit_code
 
 
+def cmd_bisect(args: argparse.Namespace) -> int:
+    """Bisect between --good and --bad; 0 with the culprit, 2 when it cannot tell."""
+    from bench.compare.bisect import bisect
+
+    settings = _settings(args)
+    result = bisect(settings)
+    print(result.summary())
+    print(f"JSON: {layout.Results(settings.out).bisection_json}")
+    return result.exit_code
+
+
 def _summarise(write: Any) -> None:
     """Write a Markdown summary; say where, or say on stderr why not (the verdict stands)."""
     from bench.gate import SummaryError
@@ -483,6 +499,7 @@ COMMANDS = {
     "baseline": cmd_baseline,
     "gate": cmd_gate,
     "compare": cmd_compare,
+    "bisect": cmd_bisect,
     "peers": cmd_peers,
     "report": cmd_report,
     "history": cmd_history,

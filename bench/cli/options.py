@@ -221,6 +221,8 @@ OPTIONS: dict[str, Option] = {
                "the evaluation time the comparison must catch (default 10%%): fails when a "
                "significant slowdown of any exceeds half of it",
                0.10, type=fraction),
+        Option("good", "bisect: a commit that was fast (the base of every comparison)"),
+        Option("bad", "bisect: a later commit that is slow"),
         Option("fail-on-improvement", "compare: a significant speed-up fails too (exit 1), "
                "for those who keep baselines tight (default: said as FASTER, passes)",
                flag=True),
@@ -297,6 +299,8 @@ class Settings:
     threshold: float
     fail_on_improvement: bool
     block: int
+    good: str | None
+    bad: str | None
 
     @classmethod
     def parse(cls, value: Callable[[str], Any], **defaults: Any) -> Settings:

@@ -124,6 +124,16 @@ class Results:
         return self.compare_dir / "comparison.json"
 
     @property
+    def bisect_dir(self) -> Path:
+        """A bisection's folder: each step's comparison, in a folder of its own."""
+        return self.root / "bisect"
+
+    @property
+    def bisection_json(self) -> Path:
+        """The bisection's machine-readable result: its steps and the culprit."""
+        return self.bisect_dir / "bisection.json"
+
+    @property
     def peers_json(self) -> Path:
         """The peer benchmark's results."""
         return self.root / "peers.json"

@@ -1,0 +1,162 @@
+"""`python -m bench bisect`: the first commit slower than GOOD, named with its subject line.
+
+The fast tests bisect a scratch repository of plain commits with a stand-in comparison (which
+commits are slow is known); the slow one bisects a scratch repository of this harness with one
+commit that plants a slowdown, comparing for real at the smoke budget.
+"""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+
+from bench.cli.options import OptionError, Settings
+from bench.compare.bisect import BAD, GOOD, SKIP, bisect
+from bench.compare.sides import CompareError
+from tests.scratch_repo import commit, git, harness_repo
+
+
+def settings(tmp_path, good, bad):
+    return Settings.parse(lambda dest: None, out=tmp_path / "results", good=good, bad=bad)
+
+
+@pytest.fixture
+def chain(tmp_path):
+    """A repository of 10 commits (c0 .. c9); returns their hashes."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "t@example.com")
+    git(repo, "config", "user.name", "t")
+    git(repo, "config", "commit.gpgsign", "false")
+    return repo, [commit(repo, f"c{k}") for k in range(10)]
+
+
+class Stand:
+    """A stand-in comparison: a head at or after `slow_from` is slower than any base before."""
+
+    def __init__(self, commits, slow_from, broken=(), slow_parent=True, noisy=None):
+        self.commits, self.slow_from, self.broken = commits, slow_from, set(broken)
+        self.slow_parent, self.calls = slow_parent, []
+        self.noisy = dict(noisy or {})
+        """head index -> how many of its comparisons cannot tell before one can."""
+
+    def __call__(self, each, say):
+        self.calls.append((each.base, each.head))
+        head, base = self.commits.index(each.head), self.commits.index(each.base)
+        if head in self.broken:
+            raise CompareError(f"the head {each.head[:7]} does not start")
+        slower = head >= self.slow_from > base
+        if not self.slow_parent and base == head - 1:
+            slower = False
+        if self.noisy.get(head, 0) > 0:
+            self.noisy[head] -= 1
+            result = SimpleNamespace(arch="model_1_a", status="cannot compare", failed=[],
+                                     error=None)  # fmt: skip
+            return SimpleNamespace(exit_code=2, results=[result])
+        result = SimpleNamespace(arch="model_1_a", status="regression" if slower else "ok",
+                                 failed=["training"] if slower else [], error=None)  # fmt: skip
+        return SimpleNamespace(exit_code=int(slower), results=[result])
+
+
+def test_the_culprit_is_found_in_as_few_comparisons_as_bisection_allows(chain, tmp_path):
+    repo, commits = chain
+    stand = Stand(commits, slow_from=6)
+    result = bisect(settings(tmp_path, commits[0], commits[-1]), lambda _: None, stand, repo)
+    assert result.exit_code == 0 and result.culprit == commits[6] and result.confirmed
+    assert len(result.candidates) == 9  # c1 .. c9
+    assert len(result.steps) <= 4 + 1  # ceil(log2(9)) bisection steps, then the confirmation
+    assert stand.calls[-1] == (commits[5], commits[6])  # confirmed against its parent
+    assert all(base == commits[0] for base, _ in stand.calls[:-1])
+    assert f"CULPRIT: {commits[6][:7]} c6" in result.summary()
+    document = json.loads((tmp_path / "results" / "bisect" / "bisection.json").read_text())
+    assert document["culprit"] == commits[6] and document["exit_status"] == 0
+    assert [s["outcome"] for s in document["steps"]][-1] == BAD
+
+
+@pytest.mark.parametrize("slow_from", [1, 2, 5, 9])
+def test_any_place_of_the_slowdown_is_found(chain, tmp_path, slow_from):
+    repo, commits = chain
+    result = bisect(settings(tmp_path, commits[0], commits[-1]), lambda _: None,
+                    Stand(commits, slow_from), repo)  # fmt: skip
+    assert result.culprit == commits[slow_from] and result.exit_code == 0
+
+
+def test_a_commit_that_cannot_run_is_skipped_as_git_bisect_skip(chain, tmp_path):
+    repo, commits = chain
+    stand = Stand(commits, slow_from=6, broken={4})
+    result = bisect(settings(tmp_path, commits[0], commits[-1]), lambda _: None, stand, repo)
+    assert result.culprit == commits[6] and result.exit_code == 0
+    assert [(s.head, s.outcome) for s in result.steps][:2] == [(commits[4], SKIP),
+                                                                (commits[5], GOOD)]  # fmt: skip
+
+
+def test_a_comparison_too_noisy_to_tell_is_made_once_more_before_a_skip(chain, tmp_path):
+    repo, commits = chain
+    stand = Stand(commits, slow_from=6, noisy={4: 1})
+    result = bisect(settings(tmp_path, commits[0], commits[-1]), lambda _: None, stand, repo)
+    assert result.culprit == commits[6] and result.exit_code == 0
+    assert stand.calls[:2] == [(commits[0], commits[4])] * 2
+    assert result.steps[0].outcome == GOOD and "try 2" in result.steps[0].detail
+    stand = Stand(commits, slow_from=6, noisy={4: 2})
+    result = bisect(settings(tmp_path, commits[0], commits[-1]), lambda _: None, stand, repo)
+    assert stand.calls[:2] == [(commits[0], commits[4])] * 2
+    assert result.steps[0].outcome == SKIP
+    assert result.culprit == commits[6] and result.exit_code == 0
+
+
+def test_when_only_skipped_commits_are_left_it_cannot_tell_and_says_which(chain, tmp_path):
+    repo, commits = chain
+    stand = Stand(commits, slow_from=6, broken={4, 5})
+    result = bisect(settings(tmp_path, commits[0], commits[6]), lambda _: None, stand, repo)
+    assert result.exit_code == 2 and result.culprit is None  # c3 good; c4, c5 do not run
+    assert [s.outcome for s in result.steps] == [GOOD, SKIP, SKIP]
+    assert result.reason.endswith(f"one of: {commits[4][:7]} c4; {commits[5][:7]} c5; "
+                                  f"{commits[6][:7]} c6")  # fmt: skip
+
+
+def test_a_culprit_not_slower_than_its_parent_is_not_named(chain, tmp_path):
+    repo, commits = chain
+    stand = Stand(commits, slow_from=6, slow_parent=False)
+    result = bisect(settings(tmp_path, commits[0], commits[-1]), lambda _: None, stand, repo)
+    assert result.exit_code == 2 and not result.confirmed
+    assert "spread over several commits" in result.reason
+    assert "CANNOT TELL" in result.summary()
+
+
+def test_bad_ends_are_refused_with_what_to_do(chain, tmp_path):
+    repo, commits = chain
+    stand = Stand(commits, slow_from=6)
+    with pytest.raises(OptionError, match="is not an ancestor"):
+        bisect(settings(tmp_path, commits[5], commits[2]), lambda _: None, stand, repo)
+    with pytest.raises(OptionError, match="same commit"):
+        bisect(settings(tmp_path, commits[3], commits[3]), lambda _: None, stand, repo)
+    with pytest.raises(OptionError, match="give both ends"):
+        bisect(settings(tmp_path, commits[3], None), lambda _: None, stand, repo)
+    with pytest.raises(CompareError, match="does not exist"):
+        bisect(settings(tmp_path, "no-such-ref", commits[3]), lambda _: None, stand, repo)
+    several = replace(settings(tmp_path, commits[0], commits[3]), seeds=(0, 1))
+    with pytest.raises(OptionError, match="one seed"):
+        bisect(several, lambda _: None, stand, repo)
+    assert stand.calls == []
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_bisect_names_the_planted_commit_among_eight_comparing_for_real(tmp_path):
+    repo = tmp_path / "scratch"
+    good = harness_repo(repo)
+    commits = [commit(repo, f"change {k}", planted_seconds=0.02 if k == 5 else None)
+               for k in range(1, 9)]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "bisect", "--good", good, "--bad", "HEAD", "--archs",
+         "model_1_a", "--budget", "smoke", "--epochs", "4", "--out", str(tmp_path / "out")],
+        cwd=repo, capture_output=True, text=True, check=False, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"CULPRIT: {commits[4][:7]} change 5" in done.stdout
+    document = json.loads((tmp_path / "out" / "bisect" / "bisection.json").read_text())
+    assert document["culprit"] == commits[4] and len(document["steps"]) <= 3 + 1
