@@ -2,27 +2,12 @@
 
 `Gate(root, mode).check(record)` finds the run's baseline (the exact key, else the closest:
 `bench.storage.baselines.resolve`), compares the run's derived metrics
-(`bench.measurement.metrics`) with the bands of `bench.storage.baselines.Tolerance`, and
-remembers the checks, the baselines it chose and what the comparisons cross (device, library
-versions); `summary()` is the table both front ends print. The bands:
-
-* accuracy: fail below ``mean - max(k * sd, floor)`` of the baseline's seeds (k = 3,
-  floor = 0.01): k * sd lets an honest rerun with another seed pass, the floor keeps a band
-  from collapsing when a few seeds agree;
-* loss: fail above ``mean + max(k * sd, floor_rel * mean)`` (floor_rel = 0.25);
-* speed (`mode="all"`), only against a baseline of this run's own device class (across
-  devices a stored band cannot be both tight and safe: `python -m bench compare` measures
-  speed on the runner instead), and not for a run that shared its machine with other runs of
-  a study, nor against a baseline whose runs all did (the summary says which and why): the
-  steady step time (`metrics.STEP_CLOCK`) fails above ``mean + max(k * sd, floor * mean)``
-  over the baseline's seeds (k = 3, floor = 0.05), and beside it the run's training seconds
-  and evaluation seconds (`metrics.TIMES`, baselines v6), each failing above
-  ``mean + max(k * sd, floor * mean)`` (k = 3, floor = 0.05): a stall in a few steps or a
-  slower evaluation leaves the typical step as it was; a baseline without per-step timings
-  (version 4 and older) falls back to efficiency, failing below ``min * (1 - 0.25)``;
-* epochs to the budget's target accuracy (when the baseline's seeds all reached it): fail
-  above ``max * (1 + target_margin)`` (0.5) or when not reached: a change that trains faster
-  per step but needs more epochs fails here (MLPerf's and AlgoPerf's time-to-accuracy).
+(`bench.measurement.metrics`) with the bands that apply (`bench.measurement.bands`, where
+each band, its formula and why are said once), and remembers the checks, the baselines it
+chose and what the comparisons cross (device, library versions). Whether speed is gated for
+a run is decided here, once (`Gate.check`): only with `mode="all"`, against a baseline of the
+run's own device class, for a run that had its machine to itself. `summary()` and
+`markdown()` are the tables both front ends print, from one row model (`Check.cells`).
 """
 
 from __future__ import annotations
@@ -34,13 +19,13 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench.measurement import metrics
+from bench.budgets import name_mismatch
+from bench.measurement import bands, metrics
 from bench.storage.baselines import BaselineError, Key, Resolved, resolve
 from bench.storage.records import RunRecord
-from bench.training.budgets import name_mismatch
+from bench.vocabulary import GATE_MODES
 
-MODES = ("all", "accuracy", "off")
-"""What to gate: accuracy and speed, accuracy only, or nothing."""
+MODES = GATE_MODES
 
 
 @dataclass(frozen=True)
@@ -72,72 +57,47 @@ class Check:
             return None
         return (self.observed - self.mean) / abs(self.mean)
 
+    def cells(self) -> list[str]:
+        """Return the row as the tables show it (`HEADERS`), every figure formatted once."""
+        return [
+            "ok" if self.passed else "REGRESSION", self.arch_id,
+            "" if self.seed is None else str(self.seed), self.metric,
+            "missing" if self.observed is None else f"{self.observed:.4f}", f"{self.mean:.4f}",
+            ("≥ " if self.direction == "min" else "≤ ") + f"{self.bound:.4f}",
+            f"{self.relative:+.1%}" if self.relative is not None else "n/a",
+        ]  # fmt: skip
+
     def message(self) -> str:
         """Say what moved: architecture, metric, observed, band, signed change, baseline file."""
-        band = f">= {self.bound:.4f}" if self.direction == "min" else f"<= {self.bound:.4f}"
-        change = f"{self.relative:+.1%}" if self.relative is not None else "n/a"
-        observed = "missing" if self.observed is None else f"{self.observed:.4f}"
-        verdict = "ok" if self.passed else "REGRESSION"
-        run = f" (seed {self.seed})" if self.seed is not None else ""
-        return (
-            f"{verdict}: {self.arch_id}{run} {self.metric} = {observed} (band {band}; baseline "
-            f"mean {self.mean:.4f}, {change}) [{self.baseline}]"
-        )
+        verdict, arch, seed, metric, observed, mean, band, change = self.cells()
+        run = f" (seed {seed})" if seed else ""
+        return (f"{verdict}: {arch}{run} {metric} = {observed} (band {band}; baseline mean "
+                f"{mean}, {change}) [{self.baseline}]")  # fmt: skip
 
 
 def compare(record: RunRecord, resolved: Resolved, *, speed: bool = True) -> list[Check]:
-    """Compare one run with its architecture's entry in a baseline."""
+    """Compare one run with its architecture's entry in a baseline, band by band.
+
+    `speed`: whether speed is gated for this run (decided by `Gate.check`).
+    """
     arch_id, baseline, origin = record.arch.id, resolved.baseline, str(resolved.path)
     if arch_id not in baseline.archs:
         raise BaselineError(f"{origin} has no entry for {arch_id}.")
     entry, tolerance = baseline.archs[arch_id], baseline.tolerance_for(arch_id)
     observed, seed = metrics.of(record), record.config.seed
-    speed = speed and not record.shared_machine
-    checks = [
-        Check(arch_id, "test_accuracy", observed.test_accuracy, entry.test_accuracy.mean,
-              tolerance.lowest_accuracy(entry.test_accuracy), "min", origin, seed),
-        Check(arch_id, "test_loss", observed.test_loss, entry.test_loss.mean,
-              tolerance.highest_loss(entry.test_loss), "max", origin, seed),
-    ]  # fmt: skip
-    step = entry.stats(metrics.STEP_CLOCK)
-    if speed and step is not None:
-        checks.append(
-            Check(arch_id, metrics.STEP_CLOCK, getattr(observed, metrics.STEP_CLOCK), step.mean,
-                  tolerance.slowest_step(step), "max", origin, seed)
-        )  # fmt: skip
-        for metric in metrics.TIMES:
-            seconds = entry.stats(metric)
-            if seconds is not None:
-                bound = tolerance.slowest_time(seconds)
-                checks.append(Check(arch_id, metric, getattr(observed, metric), seconds.mean,
-                                    bound, "max", origin, seed))  # fmt: skip
-    elif speed and entry.efficiency is not None:
-        checks.append(
-            Check(arch_id, "efficiency", observed.efficiency, entry.efficiency.mean,
-                  tolerance.lowest_efficiency(entry.efficiency), "min", origin, seed)
-        )  # fmt: skip
-    if entry.epochs_to_target is not None:
-        # Machine-independent, so gated with accuracy: not reached, or not measured (a record
-        # without time to target), counts as missing.
-        checks.append(
-            Check(arch_id, "epochs_to_target", observed.epochs_to_target,
-                  entry.epochs_to_target.mean, tolerance.latest_target(entry.epochs_to_target),
-                  "max", origin, seed)
-        )  # fmt: skip
-    return checks
+    return [Check(arch_id, band.metric, getattr(observed, band.metric), stats.mean,
+                  band.bound(tolerance, stats), band.direction, origin, seed)
+            for band, stats in bands.applicable(entry, speed)]  # fmt: skip
+
+
+HEADERS = ("verdict", "arch", "seed", "metric", "observed", "baseline mean", "band", "change")
+"""The columns of both tables (`Check.cells`)."""
 
 
 def table(checks: list[Check]) -> str:
     """Return a table of checks: what moved, by how much, and the verdict; failures first."""
-    rows = [
-        [c.arch_id, c.seed, c.metric, c.observed, c.mean,
-         ("≥ " if c.direction == "min" else "≤ ") + f"{c.bound:.4f}",
-         f"{c.relative:+.1%}" if c.relative is not None else "n/a",
-         "ok" if c.passed else "REGRESSION"]
-        for c in sorted(checks, key=lambda c: c.passed)
-    ]  # fmt: skip
-    headers = ["arch", "seed", "metric", "observed", "baseline mean", "band", "change", "verdict"]
-    return tabulate(rows, headers=headers, floatfmt=".4f")
+    rows = [c.cells() for c in sorted(checks, key=lambda c: c.passed)]
+    return tabulate(rows, headers=HEADERS, disable_numparse=True)
 
 
 @dataclass
@@ -158,8 +118,8 @@ class Gate:
     chosen: dict[str, str] = field(default_factory=dict)
     commits: dict[str, tuple[str, ...]] = field(default_factory=dict)
     crossings: set[str] = field(default_factory=set)
-    unchecked: list[str] = field(default_factory=list)
-    """Speed checks left out, and why."""
+    unchecked: dict[str, list[str]] = field(default_factory=dict)
+    """Why speed was not gated -> the runs it applies to (each reason said once)."""
     _resolved: dict[tuple[Key, tuple[tuple[str, str], ...]], Resolved] = field(
         default_factory=dict, repr=False
     )
@@ -203,25 +163,30 @@ class Gate:
         self.crossings.update(resolved.crossings)
         speed = self.mode == "all"
         other_device = [c for c in resolved.crossings if c.startswith("device:")]
+        entry = resolved.baseline.archs.get(record.arch.id)
+        why = None
         if speed and record.shared_machine:
-            self.unchecked.append(f"{record.label}: speed not gated (it shared its machine with "
-                                  f"{record.provenance.concurrent_runs} other run(s))")  # fmt: skip
-            speed = False
+            why, speed = "speed not gated: the run shared its machine with other runs", False
         elif speed and other_device:
-            self.unchecked.append(f"{record.label}: speed not gated against a baseline of "
-                                  f"another device ({other_device[0][8:]}); `python -m bench "
-                                  "compare` measures speed on this runner")  # fmt: skip
+            why = (f"speed not gated against a baseline of another device "
+                   f"({other_device[0][8:]}); `python -m bench compare` measures speed on this "
+                   "runner")  # fmt: skip
             speed = False
-        elif (
-            speed
-            and resolved.baseline.archs.get(record.arch.id, None) is not None
-            and (resolved.baseline.archs[record.arch.id].efficiency is None)
-        ):
-            self.unchecked.append(f"{record.label}: speed not gated (the baseline has no "
-                                  "timings: its runs shared their machines)")  # fmt: skip
+        elif speed and entry is not None and entry.efficiency is None:
+            why = "speed not gated: the baseline has no timings (its runs shared their machines)"
+        if why:
+            self.unchecked.setdefault(why, []).append(record.label)
         checks = compare(record, resolved, speed=speed)
         self.checks.extend(checks)
         return checks
+
+    def notes(self) -> list[str]:
+        """Each reason speed was not gated, once, with the runs it applies to."""
+        said = []
+        for why, runs in self.unchecked.items():
+            which = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+            said.append(f"{why} ({len(runs)} run{'s' if len(runs) > 1 else ''}: {which})")
+        return said
 
     @property
     def failed(self) -> list[Check]:
@@ -233,7 +198,7 @@ class Gate:
         lines = [table(self.checks)] if self.checks else []
         lines += [f"baseline: {path} ({why})" for path, why in sorted(self.chosen.items())]
         lines += [f"NOTE: comparison crosses {c}" for c in sorted(self.crossings)]
-        lines += [f"NOTE: {why}" for why in self.unchecked]
+        lines += [f"NOTE: {note}" for note in self.notes()]
         lines.append(f"{len(self.failed)} regression(s) in {len(self.checks)} checks")
         return "\n".join(lines)
 
@@ -248,26 +213,20 @@ class Gate:
         lines = [f"### {title}: {verdict}", "",
                  f"{len(self.failed)} regression(s) in {len(self.checks)} checks.", ""]  # fmt: skip
         if self.checks:
-            lines += [
-                "| verdict | arch | seed | metric | observed | baseline mean | band | change "
-                "| judged against |",
-                "|---|---|---|---|---:|---:|---|---:|---|",
-            ]
+            lines += ["| " + " | ".join((*HEADERS, "judged against")) + " |",
+                      "|---|---|---|---|---:|---:|---|---:|---|"]  # fmt: skip
             for c in sorted(self.checks, key=lambda c: c.passed):
-                observed = "missing" if c.observed is None else f"{c.observed:.4f}"
-                change = f"{c.relative:+.1%}" if c.relative is not None else "n/a"
-                band = ("≥ " if c.direction == "min" else "≤ ") + f"{c.bound:.4f}"
+                cells = c.cells()
+                if not c.passed:
+                    cells[0] = f"**{cells[0]}**"
                 commits = ", ".join(dict.fromkeys(  # short hashes; "+" marks uncommitted changes
                     commit[:7] + ("+" if commit.endswith("-dirty") else "")
                     for commit in self.commits.get(c.baseline, ())))  # fmt: skip
                 against = f"`{Path(c.baseline).name}`" + (f" @ {commits}" if commits else "")
-                lines.append(
-                    f"| {'ok' if c.passed else '**REGRESSION**'} | {c.arch_id} | {c.seed} | "
-                    f"{c.metric} | {observed} | {c.mean:.4f} | {band} | {change} | {against} |"
-                )
+                lines.append("| " + " | ".join((*cells, against)) + " |")
         notes = [f"Baseline `{path}`: {why}." for path, why in sorted(self.chosen.items())]
         notes += [f"Comparison crosses {crossing}." for crossing in sorted(self.crossings)]
-        notes += [f"{why}." for why in self.unchecked]
+        notes += [f"{note}." for note in self.notes()]
         if notes:
             lines += ["", *[f"- {note}" for note in notes]]
         return "\n".join(lines) + "\n"

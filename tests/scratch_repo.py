@@ -5,6 +5,7 @@ repository as its first commit; `commit` adds one more. `PLANT` is a slowdown wr
 commit would: the divergence guard sleeps after every training step.
 """
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -31,14 +32,18 @@ StopOnNonFinite.on_batch_end = _planted_slow_guard
 """
 
 
-def git(repo: Path, *args: str) -> str:
+def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """Run git in `repo`; return its output (raises on failure)."""
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True, timeout=120).stdout.strip()  # fmt: skip
+                          text=True, timeout=120, env=env).stdout.strip()  # fmt: skip
 
 
-def commit(repo: Path, subject: str, planted_seconds: float | None = None) -> str:
-    """Commit one change: a line in NOTES.txt, or the planted slowdown; return its hash."""
+def commit(repo: Path, subject: str, planted_seconds: float | None = None,
+           when: str | None = None) -> str:  # fmt: skip
+    """Commit one change: a line in NOTES.txt, or the planted slowdown; return its hash.
+
+    `when` (ISO 8601) dates the commit, so that histories order commits made in one second.
+    """
     if planted_seconds is None:
         with (repo / "NOTES.txt").open("a") as notes:
             notes.write(f"{subject}\n")
@@ -46,11 +51,12 @@ def commit(repo: Path, subject: str, planted_seconds: float | None = None) -> st
         with (repo / GUARD).open("a") as source:
             source.write(PLANT.format(seconds=planted_seconds))
     git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", subject)
+    dated = {"GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when} if when else {}
+    git(repo, "commit", "-q", "-m", subject, env={**os.environ, **dated})
     return git(repo, "rev-parse", "HEAD")
 
 
-def harness_repo(repo: Path) -> str:
+def harness_repo(repo: Path, when: str | None = None) -> str:
     """Make `repo` a git repository whose first commit is this harness; return its hash.
 
     Its `.venv` is a link to this checkout's, so `./run.sh` there finds it set up.
@@ -69,4 +75,4 @@ def harness_repo(repo: Path) -> str:
     git(repo, "config", "user.email", "scratch@example.com")
     git(repo, "config", "user.name", "scratch")
     git(repo, "config", "commit.gpgsign", "false")
-    return commit(repo, "the harness")
+    return commit(repo, "the harness", when=when)

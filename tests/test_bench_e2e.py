@@ -3,11 +3,10 @@ fails a planted regression and passes an honest rerun; regeneration refuses one 
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from main_job import main_job
 
 from bench.storage import baselines, layout, records
 
@@ -53,12 +52,7 @@ def test_pytest_bench_builds_a_baseline_then_gates_a_planted_regression_and_an_h
     assert extra["plant"] == "lr0" and extra["seed"] == 2
 
     # The honest rerun goes through the README's main job (a local study, the same gate).
-    honest = subprocess.run(
-        [sys.executable, "-m", "bench", "main", "--budget", "smoke", "--archs", "model_1_a",
-         "--seeds", "2", "--gate", "accuracy", "--baselines", str(root / "baselines"),
-         "--out", str(root / "honest")],
-        capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
+    honest = main_job(root / "honest", root / "baselines", seeds="2")
     assert honest.returncode == 0, honest.stdout[-3000:] + honest.stderr[-3000:]
     assert "0 regression(s) in 3 checks" in honest.stdout
     assert (root / "honest" / "report" / "report.md").is_file()

@@ -19,8 +19,11 @@ from bench.compare.sides import CompareError
 from tests.scratch_repo import commit, git, harness_repo
 
 
-def settings(tmp_path, good, bad):
-    return Settings.parse(lambda dest: None, out=tmp_path / "results", good=good, bad=bad)
+def run(tmp_path, good, bad, stand, repo, **changes):
+    """Bisect `repo` between `good` and `bad` with the stand-in comparison."""
+    settings = replace(Settings.parse(lambda dest: None, out=tmp_path / "results"), **changes)
+    return bisect(settings.request(), settings.comparison(), good, bad, lambda _: None, stand,
+                  repo)  # fmt: skip
 
 
 @pytest.fixture
@@ -44,7 +47,7 @@ class Stand:
         self.noisy = dict(noisy or {})
         """head index -> how many of its comparisons cannot tell before one can."""
 
-    def __call__(self, each, say):
+    def __call__(self, request, each, say):
         self.calls.append((each.base, each.head))
         head, base = self.commits.index(each.head), self.commits.index(each.base)
         if head in self.broken:
@@ -65,7 +68,7 @@ class Stand:
 def test_the_culprit_is_found_in_as_few_comparisons_as_bisection_allows(chain, tmp_path):
     repo, commits = chain
     stand = Stand(commits, slow_from=6)
-    result = bisect(settings(tmp_path, commits[0], commits[-1]), lambda _: None, stand, repo)
+    result = run(tmp_path, commits[0], commits[-1], stand, repo)
     assert result.exit_code == 0 and result.culprit == commits[6] and result.confirmed
     assert len(result.candidates) == 9  # c1 .. c9
     assert len(result.steps) <= 4 + 1  # ceil(log2(9)) bisection steps, then the confirmation
@@ -80,15 +83,14 @@ def test_the_culprit_is_found_in_as_few_comparisons_as_bisection_allows(chain, t
 @pytest.mark.parametrize("slow_from", [1, 2, 5, 9])
 def test_any_place_of_the_slowdown_is_found(chain, tmp_path, slow_from):
     repo, commits = chain
-    result = bisect(settings(tmp_path, commits[0], commits[-1]), lambda _: None,
-                    Stand(commits, slow_from), repo)  # fmt: skip
+    result = run(tmp_path, commits[0], commits[-1], Stand(commits, slow_from), repo)
     assert result.culprit == commits[slow_from] and result.exit_code == 0
 
 
 def test_a_commit_that_cannot_run_is_skipped_as_git_bisect_skip(chain, tmp_path):
     repo, commits = chain
     stand = Stand(commits, slow_from=6, broken={4})
-    result = bisect(settings(tmp_path, commits[0], commits[-1]), lambda _: None, stand, repo)
+    result = run(tmp_path, commits[0], commits[-1], stand, repo)
     assert result.culprit == commits[6] and result.exit_code == 0
     assert [(s.head, s.outcome) for s in result.steps][:2] == [(commits[4], SKIP),
                                                                 (commits[5], GOOD)]  # fmt: skip
@@ -97,12 +99,12 @@ def test_a_commit_that_cannot_run_is_skipped_as_git_bisect_skip(chain, tmp_path)
 def test_a_comparison_too_noisy_to_tell_is_made_once_more_before_a_skip(chain, tmp_path):
     repo, commits = chain
     stand = Stand(commits, slow_from=6, noisy={4: 1})
-    result = bisect(settings(tmp_path, commits[0], commits[-1]), lambda _: None, stand, repo)
+    result = run(tmp_path, commits[0], commits[-1], stand, repo)
     assert result.culprit == commits[6] and result.exit_code == 0
     assert stand.calls[:2] == [(commits[0], commits[4])] * 2
     assert result.steps[0].outcome == GOOD and "try 2" in result.steps[0].detail
     stand = Stand(commits, slow_from=6, noisy={4: 2})
-    result = bisect(settings(tmp_path, commits[0], commits[-1]), lambda _: None, stand, repo)
+    result = run(tmp_path, commits[0], commits[-1], stand, repo)
     assert stand.calls[:2] == [(commits[0], commits[4])] * 2
     assert result.steps[0].outcome == SKIP
     assert result.culprit == commits[6] and result.exit_code == 0
@@ -111,7 +113,7 @@ def test_a_comparison_too_noisy_to_tell_is_made_once_more_before_a_skip(chain, t
 def test_when_only_skipped_commits_are_left_it_cannot_tell_and_says_which(chain, tmp_path):
     repo, commits = chain
     stand = Stand(commits, slow_from=6, broken={4, 5})
-    result = bisect(settings(tmp_path, commits[0], commits[6]), lambda _: None, stand, repo)
+    result = run(tmp_path, commits[0], commits[6], stand, repo)
     assert result.exit_code == 2 and result.culprit is None  # c3 good; c4, c5 do not run
     assert [s.outcome for s in result.steps] == [GOOD, SKIP, SKIP]
     assert result.reason.endswith(f"one of: {commits[4][:7]} c4; {commits[5][:7]} c5; "
@@ -121,7 +123,7 @@ def test_when_only_skipped_commits_are_left_it_cannot_tell_and_says_which(chain,
 def test_a_culprit_not_slower_than_its_parent_is_not_named(chain, tmp_path):
     repo, commits = chain
     stand = Stand(commits, slow_from=6, slow_parent=False)
-    result = bisect(settings(tmp_path, commits[0], commits[-1]), lambda _: None, stand, repo)
+    result = run(tmp_path, commits[0], commits[-1], stand, repo)
     assert result.exit_code == 2 and not result.confirmed
     assert "spread over several commits" in result.reason
     assert "CANNOT TELL" in result.summary()
@@ -131,16 +133,15 @@ def test_bad_ends_are_refused_with_what_to_do(chain, tmp_path):
     repo, commits = chain
     stand = Stand(commits, slow_from=6)
     with pytest.raises(OptionError, match="is not an ancestor"):
-        bisect(settings(tmp_path, commits[5], commits[2]), lambda _: None, stand, repo)
+        run(tmp_path, commits[5], commits[2], stand, repo)
     with pytest.raises(OptionError, match="same commit"):
-        bisect(settings(tmp_path, commits[3], commits[3]), lambda _: None, stand, repo)
+        run(tmp_path, commits[3], commits[3], stand, repo)
     with pytest.raises(OptionError, match="give both ends"):
-        bisect(settings(tmp_path, commits[3], None), lambda _: None, stand, repo)
+        run(tmp_path, commits[3], None, stand, repo)
     with pytest.raises(CompareError, match="does not exist"):
-        bisect(settings(tmp_path, "no-such-ref", commits[3]), lambda _: None, stand, repo)
-    several = replace(settings(tmp_path, commits[0], commits[3]), seeds=(0, 1))
+        run(tmp_path, "no-such-ref", commits[3], stand, repo)
     with pytest.raises(OptionError, match="one seed"):
-        bisect(several, lambda _: None, stand, repo)
+        run(tmp_path, commits[0], commits[3], stand, repo, seeds=(0, 1))
     assert stand.calls == []
 
 

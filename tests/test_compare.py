@@ -23,6 +23,7 @@ from bench.cli.options import Settings
 from bench.compare import verdict
 from bench.compare.sides import CompareError, resolve_ref, source_root
 from bench.training import plants
+from bench.vocabulary import OptionError
 
 
 @pytest.mark.parametrize("n", [6, 7, 9, 12])
@@ -188,10 +189,11 @@ def test_a_comparison_needs_a_base_and_one_seed():
     from bench.compare.session import compare as run
 
     settings = Settings.parse(lambda dest: None)
-    with pytest.raises(Exception, match="--base REF"):
-        run(settings)
-    with pytest.raises(Exception, match="one seed"):
-        run(Settings.parse(lambda dest: {"base": "HEAD", "seeds": [0, 1]}.get(dest)))
+    with pytest.raises(OptionError, match="--base REF"):
+        run(settings.request(), settings.comparison())
+    two = Settings.parse(lambda dest: {"base": "HEAD", "seeds": [0, 1]}.get(dest))
+    with pytest.raises(OptionError, match="one seed"):
+        run(two.request(), two.comparison())
 
 
 SUITES = Path(__file__).resolve().parents[1] / "bench" / "suites"
@@ -321,8 +323,8 @@ def test_a_comparison_refuses_an_evaluation_interval_it_would_ignore():
     from bench.compare.session import compare as run
 
     settings = Settings.parse(lambda dest: {"base": "HEAD", "eval_every": 2}.get(dest))
-    with pytest.raises(Exception, match="does not evaluate inside epochs"):
-        run(settings)
+    with pytest.raises(OptionError, match="does not evaluate inside epochs"):
+        run(settings.request(), settings.comparison())
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import keras
 import pytest
 from records_factory import make_record
 
+from bench.budgets import Budget
 from bench.cli.commands import main as cli_main
 from bench.cli.options import Settings
 from bench.cli.plugin import BenchSession
@@ -19,7 +20,6 @@ from bench.data import MnistUnavailableError
 from bench.storage import baselines, layout, records
 from bench.training import runfolder
 from bench.training.backends import requested
-from bench.training.budgets import Budget
 from bench.training.trainer import train_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]

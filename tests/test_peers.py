@@ -56,7 +56,9 @@ def run_peers(tmp_path, *args):
 
 @pytest.mark.slow
 def test_a_peer_over_its_time_limit_is_a_row_with_its_error(tmp_path):
-    result = run_peers(tmp_path, "--epochs", "2", "--peers", "harness", "--peer-limit", "1")
+    # 60,000 images an epoch: more than a second's work on any machine, start-up aside.
+    result = run_peers(tmp_path, "--epochs", "3", "--samples", "60000", "--peers", "harness",
+                       "--peer-limit", "1")  # fmt: skip
     assert result.returncode == 1, result.stderr[-2000:]
     (row,) = json.loads((tmp_path / "peers.json").read_text())["results"]
     assert row["timed_out"] and row["error"] == "timed out: over its limit of 1 s (--peer-limit)"

@@ -3,8 +3,8 @@ changes what the model learns."""
 
 import pytest
 
+from bench.budgets import Budget
 from bench.training import plants
-from bench.training.budgets import Budget
 from bench.training.trainer import Trainer, default_data
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]

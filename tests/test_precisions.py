@@ -36,13 +36,18 @@ def test_auto_is_float32_on_backends_where_bfloat16_was_not_shown_faster(backend
     assert auto_policy("cpu", frozenset({"avx512_bf16", "amx_bf16"}), backend) == "float32"
 
 
-def test_resolve_passes_explicit_policies_through_and_resolves_auto():
+def test_resolve_passes_explicit_policies_through_and_never_returns_auto(monkeypatch):
     for policy in POLICIES:
         assert resolve(policy) == policy
+    assert {resolve(p) for p in PRECISIONS} <= set(POLICIES)
     assert resolve(AUTO, "gpu") == "float32"
-    assert resolve(AUTO) in POLICIES
-    assert resolve(AUTO, "cpu") == auto_policy("cpu", cpu_flags(), keras.backend.backend())
-    assert PRECISIONS[0] == AUTO
+    from bench.training import precisions
+
+    monkeypatch.setattr(precisions, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    on_tensorflow = keras.backend.backend() == "tensorflow"
+    assert resolve(AUTO, "cpu") == ("mixed_bfloat16" if on_tensorflow else "float32")
+    monkeypatch.setattr(precisions, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert resolve(AUTO, "cpu") == "float32"
 
 
 def test_unknown_precision_is_refused_with_the_valid_list():

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from records_factory import make_record
 
+from bench.budgets import BUDGETS, get_budget
 from bench.cli.commands import main as cli_main
 from bench.cli.options import OptionError, Settings
 from bench.storage import records
-from bench.training.budgets import BUDGETS, get_budget
 
 
 def test_a_valid_record_round_trips(tmp_path):

@@ -10,7 +10,7 @@ from records_factory import make_record
 from archs import REGISTRY
 from bench.report import document as report
 from bench.report import figures
-from bench.report.document import Group
+from bench.report.groups import Group
 from bench.storage import records
 
 PUBLISHED = report.load_published()

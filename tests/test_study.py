@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+from main_job import main_job
 from records_factory import make_record
 
 from bench.cli.commands import main as cli_main
@@ -235,9 +236,9 @@ def test_ray_retries_a_killed_worker_and_gives_the_local_executors_metrics(local
 # --- the estimate ------------------------------------------------------------------------
 
 
-def _probe(step=0.1, compile=2.0, eval_batch=0.5, startup=5.0):
+def _probe(step=0.1, compile=2.0, eval_batch=0.5, startup=5.0, run=1.5, epoch=0.25):
     cost = estimate.Cost(step=step, compile=compile, eval_batch=eval_batch)
-    return estimate.Probe(startup, {"float32": 1e11, "bfloat16": 2e11},
+    return estimate.Probe(startup, run, epoch, {"float32": 1e11, "bfloat16": 2e11},
                           {"auto": {"model_1_a": cost, "model_2_a": cost}}, 10.0,
                           {"auto": "float32"}, Device("cpu", "test cpu"), {})  # fmt: skip
 
@@ -245,35 +246,30 @@ def _probe(step=0.1, compile=2.0, eval_batch=0.5, startup=5.0):
 def _plan(seeds=(0,), archs=("model_1_a",), budget="ci"):
     settings = Settings.parse(lambda dest: None, seeds=list(seeds), archs=list(archs),
                               budget=budget)  # fmt: skip
-    return Plan.of(settings, "tensorflow")
+    return Plan.of(settings.request())
 
 
 def test_the_estimate_counts_steps_and_evaluations_and_only_what_a_run_has_left():
     (spec,) = _plan().runs  # ci: 3 epochs of 32 steps, 2 evaluation batches per evaluation
     full = estimate.estimate([spec], _probe()).seconds[spec]
-    assert full == pytest.approx(5.0 + 2.0 + 3 * 32 * 0.1 + 4 * 2 * 0.5)
+    assert full == pytest.approx(5.0 + 1.5 + 2.0 + 3 * (32 * 0.1 + 0.25) + 4 * 2 * 0.5)
     resumed = estimate.estimate([spec], _probe(), {spec: 2}).seconds[spec]
-    assert resumed == pytest.approx(5.0 + 2.0 + 1 * 32 * 0.1 + 2 * 2 * 0.5)
+    assert resumed == pytest.approx(5.0 + 1.5 + 2.0 + 1 * (32 * 0.1 + 0.25) + 2 * 2 * 0.5)
     kept = estimate.estimate([spec], _probe(), {spec: 3}).seconds[spec]
     assert kept == pytest.approx(5.0)
 
 
 def test_the_main_job_takes_the_seeds_its_estimate_fits_in_its_minutes():
     plan = _plan(seeds=(0, 1, 2, 3, 4), archs=("model_1_a", "model_2_a"))
-    guess = estimate.estimate(plan.runs, _probe())  # 2 x 24.6 s per seed
-    assert estimate.seeds_that_fit(guess, (0, 1, 2, 3, 4), 100) == (0, 1)
+    guess = estimate.estimate(plan.runs, _probe())  # 2 x 22.85 s per seed
+    assert estimate.seeds_that_fit(guess, (0, 1, 2, 3, 4), 110) == (0, 1)
     assert estimate.seeds_that_fit(guess, (0, 1, 2, 3, 4), 10) == (0,)  # always one
     assert estimate.seeds_that_fit(guess, (0, 1, 2, 3, 4), 1e6) == (0, 1, 2, 3, 4)
 
 
 @pytest.mark.real_data
 def test_the_main_job_without_a_baseline_fails_before_training(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "main", "--budget", "smoke", "--archs", "model_1_a",
-         "--seeds", "0", "--gate", "accuracy", "--baselines", str(tmp_path / "none"),
-         "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
+    done = main_job(tmp_path / "out", tmp_path / "none")
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
     assert "No baseline for budget=smoke" in done.stderr
     assert "python -m bench study --budget smoke --archs model_1_a --seeds 0,1,2,3,4" in done.stderr

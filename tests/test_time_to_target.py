@@ -6,13 +6,13 @@ import pytest
 from records_factory import make_record
 
 from bench.gate import Gate
-from bench.measurement import metrics
+from bench.measurement import aggregate, metrics
 from bench.storage import baselines, targets
 from bench.storage.records import Evaluation
 
 
 def test_every_named_budget_has_a_target_and_overrides_use_their_base():
-    from bench.training.budgets import BUDGETS
+    from bench.budgets import BUDGETS
 
     stored = targets.load()
     for name in BUDGETS:
@@ -60,7 +60,7 @@ def _baseline(tmp_path, reach_epochs):
                     val_accuracies=[0.9 if e >= at else 0.5 for e in (1, 2, 3)])
         for s, at in enumerate(reach_epochs)
     ]  # fmt: skip
-    baselines.regenerate(runs, tmp_path)
+    aggregate.regenerate(runs, tmp_path)
     return Gate(tmp_path, "accuracy")
 
 

@@ -142,7 +142,7 @@ def summary_table(documents: Sequence[Any]) -> str:
         ])  # fmt: skip
     headers = ["arch", "budget", "seed", "status", "test acc", "test loss", "epoch 1 s",
                "median epoch s", "median samples/s"]  # fmt: skip
-    return tabulate(rows, headers=headers, floatfmt=".4f")
+    return tabulate(rows, headers=headers, floatfmt=("", "", "", "", ".4f", ".4f", ".1f", ".1f"))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -151,28 +151,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     _use_backend(settings)
     from bench.data import load_mnist
     from bench.training import trainer as training
-    from bench.training.backends import requested
-    from bench.training.budgets import get_budget
     from bench.training.precisions import resolve
     from bench.training.runfolder import migrate_legacy
 
-    budget = get_budget(settings.budget, epochs=settings.epochs,
-                        train_samples=settings.train_samples)  # fmt: skip
-    data = load_mnist(settings.data) if settings.data else training.default_data()
+    request = settings.request()
+    data = load_mnist(request.data) if request.data else training.default_data()
     results = layout.Results(settings.out)
     with lock.writer(results.root):
         migrate_legacy(results, print)
-        variant = layout.variant(settings.backend or requested(), resolve(settings.precision))
+        variant = layout.variant(request.backend, resolve(request.precision))
         done = []
-        for arch_id in settings.archs:
-            for seed in settings.seeds:
-                folder = results.run_dir(budget.name, arch_id, seed, variant)
+        for arch_id in request.archs:
+            for seed in request.seeds:
+                folder = results.run_dir(request.budget.name, arch_id, seed, variant)
                 done.append(
-                    training.train_run(arch_id, budget, seed, out_dir=folder,
-                                       precision=settings.precision, data=data,
+                    training.train_run(arch_id, request.budget, seed, out_dir=folder,
+                                       precision=request.precision, data=data,
                                        keep_completed=not settings.force,
                                        resume=not settings.force,
-                                       eval_every=settings.eval_every)
+                                       eval_every=request.eval_every)
                 )  # fmt: skip
                 print(f"wrote {folder / layout.RECORD_FILE}", flush=True)
     print(summary_table(done))
@@ -202,11 +199,12 @@ def _estimate(plan: Any, results: layout.Results) -> Any:
 def _say_estimate(guess: Any, found: Any) -> None:
     from bench.study.estimate import clock
 
-    startup = found.startup_seconds
+    fixed = found.startup_seconds + found.run_seconds
     print(f"estimate: ~{clock(guess.total)} on this machine (a {found.seconds:.0f} s probe "
-          f"timed each architecture's training steps and evaluation, and {startup:.1f} s of "
-          f"start-up per run; matmul peak {found.peaks['float32'] / 1e9:.0f} GFLOP/s "
-          f"float32, {found.peaks['bfloat16'] / 1e9:.0f} bfloat16)")  # fmt: skip
+          f"timed each architecture's training steps and evaluation, {fixed:.1f} s a run "
+          f"pays besides its epochs and {found.epoch_seconds:.2f} s an epoch besides its steps; "
+          f"matmul peak {found.peaks['float32'] / 1e9:.0f} GFLOP/s float32, "
+          f"{found.peaks['bfloat16'] / 1e9:.0f} bfloat16)")  # fmt: skip
 
 
 def _executor(settings: Settings) -> Any:
@@ -231,16 +229,14 @@ def _study(settings: Settings, plan: Any, executor: Any, estimate: Any = None) -
 
 def cmd_study(args: argparse.Namespace) -> int:
     """Run a grid of runs on an executor; write the report (and the baseline when asked)."""
+    from bench.measurement import aggregate
     from bench.report import document as report
-    from bench.storage import baselines
     from bench.study.plan import Plan
-    from bench.training.backends import requested
     from bench.training.runfolder import migrate_legacy
 
     settings = _settings(args)
     _use_backend(settings)
-    plan = Plan.of(settings, settings.backend or requested(), settings.precisions,
-                   _command_line())  # fmt: skip
+    plan = Plan.of(settings.request(), settings.precisions, _command_line())
     executor = _executor(settings)
     results = layout.Results(settings.out)
     results.runs.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now
@@ -260,7 +256,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     if settings.baseline:
         completed = [o.record for o in done if o.record.completed]
         root = settings.baselines or layout.default_baselines()
-        path, changes = baselines.regenerate(
+        path, changes = aggregate.regenerate(
             completed, root, allow_fewer_seeds=settings.allow_fewer_seeds
         )
         print(f"wrote {path}\n{changes}")
@@ -286,13 +282,12 @@ def cmd_main(args: argparse.Namespace) -> int:
     """
     import dataclasses
 
+    from bench.budgets import DEFAULT_BUDGET
     from bench.gate import Gate
     from bench.report import document as report
     from bench.storage.baselines import Key, device_class
     from bench.study.estimate import seeds_that_fit
     from bench.study.plan import Plan
-    from bench.training.backends import requested
-    from bench.training.budgets import DEFAULT_BUDGET
 
     settings = _settings(args)
     _use_backend(settings)
@@ -302,7 +297,7 @@ def cmd_main(args: argparse.Namespace) -> int:
     migrate_legacy(results, print)
     chosen = args.seeds is not None
     grid = settings if chosen else dataclasses.replace(settings, seeds=MAIN_SEEDS)
-    plan = Plan.of(grid, settings.backend or requested(), command=_command_line())
+    plan = Plan.of(grid.request(), command=_command_line())
     estimate, found = _estimate(plan, results)
     if not chosen:
         seeds = seeds_that_fit(estimate, MAIN_SEEDS, settings.minutes * 60)
@@ -348,11 +343,11 @@ def _load(paths: Sequence[Path]) -> list[Any]:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     """Aggregate records into their baseline; print what changed."""
-    from bench.storage import baselines
+    from bench.measurement import aggregate
 
     settings = _settings(args)
     root = settings.baselines or layout.default_baselines()
-    path, changes = baselines.regenerate(
+    path, changes = aggregate.regenerate(
         _load(args.records), root, allow_fewer_seeds=settings.allow_fewer_seeds
     )
     print(f"wrote {path}\n{changes}")
@@ -380,7 +375,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from bench.gate import append_summary
 
     settings = _settings(args)
-    comparison = compare(settings)
+    comparison = compare(settings.request(), settings.comparison())
     print(comparison.summary())
     print(f"JSON: {layout.Results(settings.out).comparison_json}")
     _summarise(lambda: append_summary(settings.summary, comparison.markdown()))
@@ -392,7 +387,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     from bench.compare.bisect import bisect
 
     settings = _settings(args)
-    result = bisect(settings)
+    result = bisect(settings.request(), settings.comparison(), settings.good, settings.bad)
     print(result.summary())
     print(f"JSON: {layout.Results(settings.out).bisection_json}")
     return result.exit_code

@@ -13,20 +13,26 @@ import argparse
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bench.budgets import BUDGETS, DEFAULT_BUDGET
 from bench.storage.layout import DEFAULT_RESULTS
 from bench.storage.records import EXECUTORS, MAX_SEED
-from bench.training.backends import BACKENDS
-from bench.training.budgets import BUDGETS, DEFAULT_BUDGET
-from bench.training.precisions import DEFAULT_PRECISION, PRECISIONS
+from bench.vocabulary import (
+    BACKENDS,
+    DEFAULT_PRECISION,
+    GATE_MODES,
+    PRECISIONS,
+    OptionError,
+)
 
-GATE_MODES = ("all", "accuracy", "off")
+if TYPE_CHECKING:
+    from bench.compare.session import CompareOptions
+    from bench.training.request import RunRequest
+
+__all__ = ["GATE_MODES", "OPTIONS", "OptionError", "Settings", "add_options"]
+
 PYTEST_PREFIX = "cnnbench-"
-
-
-class OptionError(ValueError):
-    """Options that are valid one by one but not together."""
 
 
 def _split(text: str) -> list[str]:
@@ -38,17 +44,22 @@ def _flatten(values: Sequence[Any]) -> list[Any]:
     return [item for value in values for item in (value if isinstance(value, list) else [value])]
 
 
+def _among(text: str, valid: Iterable[str], what: str) -> list[str]:
+    """Parse comma-separated words, each one of `valid`; say which are not, and the valid."""
+    words, valid = _split(text), list(valid)
+    unknown = [w for w in words if w not in valid]
+    if not words or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what}(s) {unknown or [text]}; valid: {','.join(valid)}"
+        )
+    return words
+
+
 def archs(text: str) -> list[str]:
     """Parse comma-separated architecture ids, each checked against the registry."""
     from archs import REGISTRY
 
-    ids = _split(text)
-    unknown = [i for i in ids if i not in REGISTRY]
-    if not ids or unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown architecture(s) {unknown or [text]}; valid: {','.join(REGISTRY)}"
-        )
-    return ids
+    return _among(text, REGISTRY, "architecture")
 
 
 def seeds(text: str) -> list[int]:
@@ -69,13 +80,7 @@ def seeds(text: str) -> list[int]:
 
 def precisions(text: str) -> list[str]:
     """Parse comma-separated precisions (a study's grid)."""
-    values = _split(text)
-    bad = [p for p in values if p not in PRECISIONS]
-    if not values or bad:
-        raise argparse.ArgumentTypeError(
-            f"unknown precision(s) {bad or [text]}; valid: {','.join(PRECISIONS)}"
-        )
-    return values
+    return _among(text, PRECISIONS, "precision")
 
 
 def plant(text: str) -> str:
@@ -336,6 +341,28 @@ class Settings:
             raise OptionError(f"--summary {settings.summary} is a folder; give the Markdown "
                               "file to append to, e.g. results/ci/summary.md")  # fmt: skip
         return settings
+
+    def request(self) -> RunRequest:
+        """Return the runs these options ask for, the budget resolved once (OptionError)."""
+        from bench.budgets import get_budget
+        from bench.training.backends import requested
+        from bench.training.request import RunRequest
+
+        try:
+            budget = get_budget(self.budget, epochs=self.epochs, train_samples=self.train_samples)
+        except ValueError as error:
+            raise OptionError(str(error)) from None
+        return RunRequest(self.archs, budget, self.seeds, self.precision,
+                          self.backend or requested(), self.data, self.eval_every,
+                          self.plant)  # fmt: skip
+
+    def comparison(self) -> CompareOptions:
+        """Return the paired comparison's own options (`bench.compare.session`)."""
+        from bench.compare.session import CompareOptions
+
+        return CompareOptions(self.base, self.head, self.base_python, self.threshold,
+                              self.block, self.fail_on_improvement, self.out,
+                              self.baselines)  # fmt: skip
 
     def pytest_args(self, names: Sequence[str]) -> list[str]:
         """Return these settings as `--cnnbench-*` arguments (for the main job's pytest run)."""

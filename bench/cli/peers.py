@@ -66,7 +66,7 @@ class _Harness:
     """The harness's own Trainer, one epoch per call (evaluation after it, off the clock)."""
 
     def __init__(self, arch_id: str, samples: int, epochs: int, precision: str) -> None:
-        from bench.training.budgets import Budget
+        from bench.budgets import Budget
         from bench.training.trainer import Trainer
 
         budget = Budget("peer", epochs=epochs, train_samples=samples, test_samples=1000,

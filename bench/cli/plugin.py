@@ -20,6 +20,7 @@ import pytest
 from bench.cli import options
 from bench.cli.options import PYTEST_PREFIX, OptionError, Settings
 from bench.storage import layout
+from bench.training.request import RunRequest
 
 PYTEST_OPTIONS = (*options.TRAINING, "out", "gate", "baselines", "summary", "regen",
                   "allow-fewer-seeds", *options.COMPARISON)  # fmt: skip
@@ -36,6 +37,8 @@ class BenchSession:
     """What one `pytest bench` session settles on and collects: settings, gate, runs, notes."""
 
     settings: Settings
+    request: RunRequest
+    """What the session trains, resolved once from the settings."""
     gate: Any
     runs: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -55,7 +58,6 @@ class BenchSession:
 
         The first call moves run folders of the older layout into their variants.
         """
-        from bench.training.backends import requested
         from bench.training.precisions import resolve
         from bench.training.runfolder import migrate_legacy
 
@@ -69,8 +71,8 @@ class BenchSession:
         if not self.migrated:
             migrate_legacy(self.results, self.notes.append)
             self.migrated = True
-        variant = layout.variant(requested(), resolve(self.settings.precision),
-                                 self.settings.plant)  # fmt: skip
+        variant = layout.variant(self.request.backend, resolve(self.request.precision),
+                                 self.request.plant)  # fmt: skip
         return self.results.run_dir(budget, arch_id, seed, variant)
 
     def require_baseline(self, budget: str) -> None:
@@ -79,11 +81,10 @@ class BenchSession:
             return
         from bench.measurement import provenance
         from bench.storage.baselines import Key, device_class
-        from bench.training.backends import requested
         from bench.training.precisions import resolve
 
-        key = Key(budget, requested(), device_class(provenance.device()),
-                  resolve(self.settings.precision))  # fmt: skip
+        key = Key(budget, self.request.backend, device_class(provenance.device()),
+                  resolve(self.request.precision))  # fmt: skip
         self.gate.require(key, provenance.library_versions())
 
     def regen_command(self) -> str:
@@ -124,7 +125,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
     gate = Gate(settings.baselines or layout.default_baselines(),
                 "off" if settings.regen else settings.gate)  # fmt: skip
-    session = BenchSession(settings, gate)
+    try:
+        request = settings.request()
+    except OptionError as error:
+        raise pytest.UsageError(f"cnnbench: {error}") from None
+    session = BenchSession(settings, request, gate)
     gate.regen_hint = session.regen_command()
     config.stash[_SESSION] = session
 
@@ -219,7 +224,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.config.add_cleanup(bench.held.close)
     if bench is None or not bench.settings.regen or not bench.runs:
         return
-    from bench.storage.baselines import BaselineError, regenerate
+    from bench.measurement.aggregate import regenerate
+    from bench.storage.baselines import BaselineError
 
     if exitstatus != 0:
         bench.notes.append("baselines NOT regenerated: some benchmarks failed")

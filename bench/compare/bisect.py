@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.cli.options import OptionError, Settings
 from bench.compare.interleave import Say, say_on_stderr
+from bench.compare.session import CompareOptions
 from bench.compare.sides import CompareError, resolve_ref, source_root
 from bench.storage import layout
 from bench.storage.atomic import write_json
+from bench.training.request import RunRequest
+from bench.vocabulary import OptionError
 
 SCHEMA = "cnn-mnist-bench/bisection"
 VERSION = 1
@@ -118,18 +120,18 @@ def _ancestor(repo: Path, good: str, bad: str) -> None:
                           "older commit as --good (bisect looks between them)")  # fmt: skip
 
 
-Compare = Callable[[Settings, Say], Any]
+Compare = Callable[[RunRequest, CompareOptions, Say], Any]
 
 
-def _judge(settings: Settings, compare: Compare, base: str, head: str, out: Path,
-           say: Say) -> Step:  # fmt: skip
+def _judge(request: RunRequest, options: CompareOptions, compare: Compare, base: str,
+           head: str, out: Path, say: Say) -> Step:  # fmt: skip
     """Compare `head` with `base`; bad on a regression, good on a pass, else skip."""
     for attempt in range(RETRIES + 1):
-        each = dataclasses.replace(settings, base=base, head=head, base_python=None,
-                                   out=out / f"try{attempt + 1}", summary=None,
+        each = dataclasses.replace(options, base=base, head=head, base_python=None,
+                                   out=out / f"try{attempt + 1}",
                                    fail_on_improvement=False)  # fmt: skip
         try:
-            comparison = compare(each, say)
+            comparison = compare(request, each, say)
         except CompareError as error:
             return Step(head, base, SKIP, f"cannot run: {error}")
         verdicts = "; ".join(f"{r.arch} {r.status}" + (f" ({', '.join(r.failed)})" if r.failed
@@ -151,9 +153,12 @@ def _next(lo: int, hi: int, skipped: set[int]) -> int | None:
     return min(left, key=lambda i: (abs(i - middle), i)) if left else None
 
 
-def bisect(settings: Settings, say: Say = say_on_stderr, compare: Compare | None = None,
+def bisect(request: RunRequest, options: CompareOptions, good: str | None, bad: str | None,
+           say: Say = say_on_stderr, compare: Compare | None = None,
            repo: Path | None = None) -> Bisection:  # fmt: skip
-    """Bisect between `settings.good` and `settings.bad`; write bisection.json; return it.
+    """Bisect between `good` and `bad` (refs); write bisection.json; return it.
+
+    `options` are each comparison's (their base and head are set per step).
 
     `repo` is the repository whose commits are compared (default: this harness's own, which
     the comparison checks out); `compare` runs one comparison (default: the session's).
@@ -162,18 +167,18 @@ def bisect(settings: Settings, say: Say = say_on_stderr, compare: Compare | None
         from bench.compare.session import compare as compare_session
 
         compare = compare_session
-    if not settings.good or not settings.bad:
+    if not good or not bad:
         raise OptionError("give both ends: --good REF (a commit that was fast) and --bad REF "
                           "(one that is slow), e.g. --good v1.2 --bad main")  # fmt: skip
-    if len(settings.seeds) != 1:
-        raise OptionError(f"a bisection compares one seed; got {list(settings.seeds)}")
+    if len(request.seeds) != 1:
+        raise OptionError(f"a bisection compares one seed; got {list(request.seeds)}")
     repo = repo or source_root()
-    good, bad = resolve_ref(settings.good, repo), resolve_ref(settings.bad, repo)
+    good, bad = resolve_ref(good, repo), resolve_ref(bad, repo)
     _ancestor(repo, good, bad)
     found, subjects = candidates(repo, good, bad)
     if not found:
         raise OptionError(f"--good and --bad are the same commit ({good[:7]}): nothing between")
-    results = layout.Results(settings.out)
+    results = layout.Results(options.out)
     folder = results.bisect_dir
     result = Bisection(good, bad, found, subjects)
     lo, hi, skipped = -1, len(found) - 1, set()
@@ -183,7 +188,7 @@ def bisect(settings: Settings, say: Say = say_on_stderr, compare: Compare | None
         index = _next(lo, hi, skipped)
         if index is None:
             break
-        step = _judge(settings, compare, good, found[index],
+        step = _judge(request, options, compare, good, found[index],
                       folder / f"{len(result.steps) + 1:02d}-{found[index][:7]}", say)  # fmt: skip
         result.steps.append(step)
         say(f"bisect: {result.line(step.head)}: {step.outcome} ({step.detail})")
@@ -201,7 +206,7 @@ def bisect(settings: Settings, say: Say = say_on_stderr, compare: Compare | None
         culprit = found[hi]
         parent = _git(repo, "rev-parse", f"{culprit}^").strip()
         where = folder / f"{len(result.steps) + 1:02d}-{culprit[:7]}-parent"
-        step = _judge(settings, compare, parent, culprit, where, say)
+        step = _judge(request, options, compare, parent, culprit, where, say)
         result.steps.append(step)
         result.culprit, result.confirmed = culprit, step.outcome == BAD
         if not result.confirmed:

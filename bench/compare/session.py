@@ -9,14 +9,16 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from bench.cli.options import OptionError, Settings
 from bench.compare import verdict
 from bench.compare.interleave import Pair, Say, Task, WorkerError, say_on_stderr
 from bench.compare.sides import Side, prepared
 from bench.storage import layout
 from bench.storage.atomic import write_json
+from bench.training.request import RunRequest
+from bench.vocabulary import OptionError
 
 SCHEMA = "cnn-mnist-bench/comparison"
 VERSION = 2
@@ -33,6 +35,23 @@ METHOD = ("paired blocks, ABBA order, every duration read by the training clock 
           "threshold/2, else pass when the interval lies below "
           "1 + threshold, else cannot tell; the comparison regresses when any verdict "
           "does")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """The comparison's own options: the two sides, the rule, where its files go."""
+
+    base: str | None
+    """A git ref, `merge-base:BRANCH`, or None (the working tree, with `base_python`)."""
+    head: str | None = None
+    """A git ref; None: this working tree."""
+    base_python: str | None = None
+    threshold: float = verdict.DEFAULT_THRESHOLD
+    block: int = 1
+    fail_on_improvement: bool = False
+    out: Path = layout.DEFAULT_RESULTS
+    baselines: Path | None = None
+    """For the seed band of the numerics column (None: the packaged baselines)."""
 
 
 @dataclass
@@ -143,12 +162,13 @@ class Comparison:
         }  # fmt: skip
 
 
-def _seed_band(settings: Settings, task: Task, backend: str, hello: dict[str, Any],
+def _seed_band(options: CompareOptions, task: Task, backend: str, hello: dict[str, Any],
                precision: str) -> float | None:  # fmt: skip
     """Half-width of the gate's accuracy band for this run's baseline, None if there is none."""
+    from bench.budgets import get_budget
+    from bench.measurement import bands
     from bench.storage.baselines import BaselineError, Key, device_class, resolve
     from bench.storage.records import Device
-    from bench.training.budgets import get_budget
 
     if not hello.get("device"):
         return None
@@ -156,63 +176,63 @@ def _seed_band(settings: Settings, task: Task, backend: str, hello: dict[str, An
         budget = get_budget(task.budget, epochs=task.epochs, train_samples=task.train_samples)
         key = Key(budget.name, backend, device_class(Device(**hello["device"])), precision)
         found = resolve(key, hello.get("versions", {}),
-                        settings.baselines or layout.default_baselines())  # fmt: skip
+                        options.baselines or layout.default_baselines())  # fmt: skip
     except (BaselineError, TypeError, ValueError):
         return None
     entry = found.baseline.archs.get(task.arch)
     if entry is None:
         return None
     tolerance = found.baseline.tolerance_for(task.arch)
-    return entry.test_accuracy.mean - tolerance.lowest_accuracy(entry.test_accuracy)
+    return entry.test_accuracy.mean - bands.bound("test_accuracy", tolerance,
+                                                  entry.test_accuracy)  # fmt: skip
 
 
-def tasks(settings: Settings) -> list[Task]:
-    """One task per architecture; a comparison trains one seed."""
-    if len(settings.seeds) != 1:
-        raise OptionError(f"a comparison trains one seed on both sides; got {list(settings.seeds)}")
-    return [Task(arch, settings.budget, settings.epochs, settings.train_samples,
-                 settings.seeds[0], settings.precision, settings.block)
-            for arch in settings.archs]  # fmt: skip
+def tasks(request: RunRequest, block: int) -> list[Task]:
+    """One task per architecture: the request's run, in blocks of `block` steps; one seed."""
+    if len(request.seeds) != 1:
+        raise OptionError(f"a comparison trains one seed on both sides; got {list(request.seeds)}")
+    name, epochs, train_samples = request.budget_spec
+    return [Task(arch, name, epochs, train_samples, request.seeds[0], request.precision, block)
+            for arch in request.archs]  # fmt: skip
 
 
-def compare(settings: Settings, say: Say = say_on_stderr) -> Comparison:
-    """Run the comparison the settings describe; write its JSON; return it.
+def compare(request: RunRequest, options: CompareOptions,
+            say: Say = say_on_stderr) -> Comparison:  # fmt: skip
+    """Run the comparison of `request`'s runs on the two sides; write its JSON; return it.
 
     Raises CompareError (exit 2) when it cannot start: a missing ref, a side that does not
     run. An architecture one side cannot train is a row with its error.
     """
-    from bench.training.backends import requested
-
-    if settings.base is None and settings.base_python is None:
+    if options.base is None and options.base_python is None:
         raise OptionError("give the base to compare against: --base REF (a git ref, e.g. "
                           "HEAD~1) and/or --base-python PATH (another environment)")  # fmt: skip
-    if settings.eval_every:
+    if request.eval_every:
         raise OptionError("a comparison does not evaluate inside epochs (--eval-every): it "
                           f"times each epoch's evaluation and {Task.eval_repeats} more after "
                           "training; drop --eval-every")  # fmt: skip
-    todo = tasks(settings)
-    backend = settings.backend or requested()
-    results = layout.Results(settings.out)
+    todo = tasks(request, options.block)
+    backend = request.backend
+    results = layout.Results(options.out)
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
-        base = stack.enter_context(prepared("base", settings.base, settings.base_python,
-                                            settings.head))  # fmt: skip
-        head = stack.enter_context(prepared("head", settings.head, None))
+        base = stack.enter_context(prepared("base", options.base, options.base_python,
+                                            options.head))  # fmt: skip
+        head = stack.enter_context(prepared("head", options.head, None))
         say(f"compare: base {base.label} against head {head.label}: "
             f"{', '.join(t.arch for t in todo)}")  # fmt: skip
-        pair = Pair(base, head, backend, results.compare_dir, settings.data, settings.plant, say)
+        pair = Pair(base, head, backend, results.compare_dir, request.data, request.plant, say)
         stack.callback(pair.close)
-        comparison = Comparison(base, head, todo, settings.threshold, backend, settings.plant,
-                                settings.fail_on_improvement, hello=pair.hello)  # fmt: skip
+        comparison = Comparison(base, head, todo, options.threshold, backend, request.plant,
+                                options.fail_on_improvement, hello=pair.hello)  # fmt: skip
         for task in todo:
-            comparison.results.append(_one(settings, pair, task, backend, comparison))
+            comparison.results.append(_one(options, pair, task, backend, comparison))
             say(verdict.table(comparison.results[-1:]).splitlines()[-1])
     comparison.seconds = time.monotonic() - started
     write_json(results.comparison_json, comparison.document())
     return comparison
 
 
-def _one(settings: Settings, pair: Pair, task: Task, backend: str,
+def _one(options: CompareOptions, pair: Pair, task: Task, backend: str,
          comparison: Comparison) -> verdict.ArchResult:  # fmt: skip
     try:
         base, head = pair.run(task)
@@ -233,7 +253,7 @@ def _one(settings: Settings, pair: Pair, task: Task, backend: str,
         "off_seconds": {"base": base.done.get("off_seconds"), "head": head.done.get("off_seconds")},
         "setup_end": {"base": base.done.get("setup_end"), "head": head.done.get("setup_end")},
     }
-    band = _seed_band(settings, task, backend, pair.hello[1], head.ready["precision"])
+    band = _seed_band(options, task, backend, pair.hello[1], head.ready["precision"])
     numerics = verdict.numerics(base.done["epochs"], head.done["epochs"], base.done["final"],
                                 head.done["final"], band)  # fmt: skip
     notes = []
@@ -244,7 +264,7 @@ def _one(settings: Settings, pair: Pair, task: Task, backend: str,
         notes.append("the sides trained on different data")
     errors = []
     try:
-        speed = verdict.speed(base.blocks, head.blocks, settings.threshold)
+        speed = verdict.speed(base.blocks, head.blocks, options.threshold)
     except ValueError as too_few:
         errors.append(str(too_few))
         speed = None
@@ -252,14 +272,14 @@ def _one(settings: Settings, pair: Pair, task: Task, backend: str,
         training = verdict.paired_total(
             "training", verdict.training_durations(base.blocks, base.done["train_seconds"]),
             verdict.training_durations(head.blocks, head.done["train_seconds"]),
-            settings.threshold)  # fmt: skip
+            options.threshold)  # fmt: skip
     except ValueError as too_few:
         errors.append(str(too_few))
         training = None
     try:  # the first evaluation compiles: one pair, left out like the first steps
         evaluation = verdict.paired_total(
             "evaluation", (base.done["eval_seconds"] + base.evaluations)[1:],
-            (head.done["eval_seconds"] + head.evaluations)[1:], settings.threshold)  # fmt: skip
+            (head.done["eval_seconds"] + head.evaluations)[1:], options.threshold)  # fmt: skip
     except ValueError as too_few:
         errors.append(str(too_few))
         evaluation = None

@@ -5,10 +5,12 @@ environment, with the side's source tree first on `sys.path`: everything it trai
 (`archs`, `bench.training.trainer`) is that side's code, and this file imports nothing else
 of the harness but the head's clock module (by path), so the same protocol drives a base
 checked out at an older commit. It relies only on interfaces every commit since the
-epoch-driven `Trainer` has had: `Trainer(arch, budget, seed, out_dir=None, precision=, data=,
-callbacks=, write=, learning_rate=)`, its `callbacks` list, `start`, `train_epoch`,
-`evaluate_epoch`, `_evaluate`, `finish`, `record.epochs` and `record.final`; and, where the
-trainer has one, on its `clock`.
+epoch-driven `Trainer` has had (`bench.training.trainer` states the contract): `get_budget`
+(in `bench.budgets`, before that in `bench.training.budgets`), `Trainer(arch, budget, seed,
+out_dir=None, precision=, data=, callbacks=, write=, learning_rate=)`, `BATCH_SIZE`, its
+`callbacks` list, `x`, `y`, `xt`, `yt`, `model`, `precision`, `epochs_left`, `start`,
+`train_epoch`, `evaluate_epoch`, `_evaluate`, `finish`, `record.epochs` and `record.final`;
+and, where the trainer has one, its `clock`.
 
 Protocol: JSON lines. The driver writes commands on standard input; this process answers on
 standard output, each line prefixed with `MARK` (libraries may print there too):
@@ -178,7 +180,10 @@ def run(command: dict[str, Any]) -> None:
     history and the clock's epoch and evaluation seconds, then evaluates once per `evaluate`
     (answering `evaluated`) until `end`.
     """
-    from bench.training.budgets import get_budget
+    try:
+        from bench.budgets import get_budget
+    except ImportError:  # a commit from before the budgets left bench.training
+        from bench.training.budgets import get_budget  # type: ignore[no-redef]
     from bench.training.trainer import BATCH_SIZE, Trainer
 
     budget = get_budget(command["budget"], epochs=command.get("epochs"),

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.measurement.stats import welch_p
 from bench.report import history
+from bench.stats import welch_p
 
 ALPHA = 0.01
 WINDOW = 5

@@ -1,8 +1,10 @@
 """The device's practical peak: dense matrix-multiply throughput, measured in this process.
 
-Machines differ and shared machines are noisy, so the speed gate compares efficiency
-(achieved training FLOP/s as a fraction of this peak, both measured in the same process)
-rather than seconds.
+A run's efficiency is its achieved training FLOP/s as a fraction of this peak, both measured
+in the same process: reported (the report, the peers, `extra_info`) and gated only against
+baselines made before per-step timings (version 4 and older). The gate judges step time and
+training and evaluation seconds (`bench.measurement.bands`), and the paired comparison measures
+speed changes on the runner (`bench.compare`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 
 from bench.storage.records import Device, Provenance
-from bench.training.backends import LIBRARIES as BACKEND_LIBRARIES
+from bench.vocabulary import LIBRARIES as BACKEND_LIBRARIES
 
 LIBRARIES = ("keras", *(name for names in BACKEND_LIBRARIES.values() for name in names), "numpy")
 

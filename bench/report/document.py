@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,71 +21,19 @@ from tabulate import tabulate
 
 from archs import NOTEBOOK_IDS, REGISTRY
 from archs._blocks import Drop
-from bench.measurement import metrics
-from bench.measurement.stats import describe, welch_p
+from bench.measurement import bands, metrics
 from bench.report import figures
-from bench.storage import layout, records, targets
+from bench.report.groups import Group, group_records
+from bench.stats import describe, welch_p
+from bench.storage import layout, targets
 from bench.storage.atomic import atomic_write
 from bench.storage.baselines import MetricStats, Tolerance
-from bench.storage.records import RunRecord
 
 
 def load_published(path: Path | None = None) -> dict[str, Any]:
     """Return the notebook's published results by architecture id ({} if the file is absent)."""
     path = path or layout.published_path()
     return json.loads(path.read_text())["models"] if path.exists() else {}
-
-
-@dataclass
-class Group:
-    """The runs of one architecture under one budget and precision (one per seed).
-
-    `budget` is the budget's name, suffixed with the precision when that is not float32
-    (`ci-mixed_bfloat16`), so runs in different precisions are never pooled or compared.
-    """
-
-    arch_id: str
-    budget: str
-    runs: list[RunRecord]
-    paths: list[Path] = field(default_factory=list)
-    precision: str = "float32"
-    budget_name: str = ""
-
-    @property
-    def completed(self) -> list[RunRecord]:
-        """The runs that trained their whole budget."""
-        return [r for r in self.runs if r.completed and r.final]
-
-    @property
-    def accuracies(self) -> list[float]:
-        """Final test accuracies of the completed runs."""
-        return [r.final.test_accuracy for r in self.completed if r.final]
-
-    @property
-    def losses(self) -> list[float]:
-        """Final test losses of the completed runs."""
-        return [r.final.test_loss for r in self.completed if r.final]
-
-
-def group_records(paths: Sequence[Path]) -> tuple[list[Group], list[str]]:
-    """Load records, grouped by (architecture, budget and precision); return groups, problems."""
-    problems: list[str] = []
-    groups: dict[tuple[str, str], Group] = {}
-    for path in paths:
-        try:
-            record = records.load(path)
-        except records.RecordError as error:
-            problems.append(f"skipped {error}")
-            continue
-        precision, name = record.config.precision, record.config.budget.name
-        budget = name if precision == "float32" else f"{name}-{precision}"
-        key = (record.arch.id, budget)
-        group = groups.setdefault(key, Group(key[0], budget, [], [], precision, name))
-        group.runs.append(record)
-        group.paths.append(Path(path))
-    order = {arch_id: index for index, arch_id in enumerate(REGISTRY)}
-    ordered = sorted(groups.values(), key=lambda g: (g.budget, order.get(g.arch_id, 99)))
-    return ordered, problems
 
 
 @dataclass(frozen=True)
@@ -174,8 +122,8 @@ def precision_verdicts(groups: Sequence[Group], tolerance: Tolerance | None = No
             lines.append(f"{head} vs float32: {_too_few(a, b)}")
             continue
         ours, theirs = describe(a), describe(b)
-        floor = tolerance.lowest_accuracy(MetricStats.of(b))
-        ceiling = tolerance.highest_loss(MetricStats.of(twin.losses))
+        floor = bands.bound("test_accuracy", tolerance, MetricStats.of(b))
+        ceiling = bands.bound("test_loss", tolerance, MetricStats.of(twin.losses))
         p = welch_p(a, b)
         inside = sum(value >= floor for value in a)
         loss_inside = sum(value <= ceiling for value in group.losses)

@@ -1,4 +1,4 @@
-"""The report's figures, drawn from grouped run records (`bench.report.document.Group`).
+"""The report's figures, drawn from grouped run records (`bench.report.groups.Group`).
 
 matplotlib's Figure directly (no pyplot), so nothing needs a display. Each function raises
 ValueError when its records lack what it needs; the report then names the missing figure.
@@ -16,12 +16,12 @@ from matplotlib.figure import Figure
 
 from archs import REGISTRY
 from bench.measurement import metrics
-from bench.measurement.stats import describe
+from bench.stats import describe
 from bench.storage.atomic import atomic_write
 from bench.storage.records import RunRecord
 
 if TYPE_CHECKING:
-    from bench.report.document import Group
+    from bench.report.groups import Group
 
 VIOLIN_SAMPLE = 20_000
 

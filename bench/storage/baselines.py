@@ -1,13 +1,9 @@
 """Measured baselines: one typed definition, one versioned loader, aggregation and lookup.
 
-A baseline aggregates completed run records that share a key (budget, backend, precision,
-device class): per architecture, n, mean, sd, min and max of each gated metric
-(`bench.measurement.metrics.GATED`) over its seeds, the band parameters (`Tolerance`) and
-provenance.
-
-Speed statistics come only from runs that had their machine to themselves (a study's runs
-that shared a machine keep their accuracy but not their timings); an architecture with no
-such run has no speed statistics, and the gate then does not check its speed.
+A baseline holds, for completed run records that share a key (budget, backend, precision,
+device class), per architecture, n, mean, sd, min and max of each gated metric over its
+seeds, the band parameters (`Tolerance`) and provenance. It is made from runs by
+`bench.measurement.aggregate`; its bands are `bench.measurement.bands`.
 
 Versions: this harness writes version 6. Version 1 (whose best-epoch throughput was called
 `samples_per_second`), version 2 (before time-to-target), version 3 (speed statistics
@@ -19,7 +15,6 @@ regenerates it.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import math
 import re
 from collections.abc import Sequence
@@ -27,17 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tabulate import tabulate
-
-from bench.measurement import metrics
-from bench.measurement.stats import describe
+from bench.stats import Summary, describe
 from bench.storage import layout, schema
-from bench.storage.atomic import set_aside, write_json
-from bench.storage.records import MAX_SEED, Config, Device, RunRecord
+from bench.storage.atomic import write_json
+from bench.storage.records import MAX_SEED, Device, RunRecord
 from bench.storage.schema import SchemaError, bounds, one_of, safe_name
-from bench.training.backends import BACKENDS, relevant_libraries
-from bench.training.budgets import name_mismatch
-from bench.training.precisions import POLICIES
+from bench.vocabulary import BACKENDS, POLICIES, relevant_libraries
 
 SCHEMA = "cnn-mnist-bench/baseline"
 VERSION = 6
@@ -56,17 +46,10 @@ class BaselineError(ValueError):
 
 @dataclass(frozen=True)
 class Tolerance:
-    """The band parameters of the gate's rule (`bench.gate`), each within stated limits.
+    """The band parameters of the gate, each within stated limits.
 
-    * accuracy fails below ``mean - max(k * sd, accuracy_floor)``;
-    * loss fails above ``mean + max(k * sd, loss_floor_rel * mean)``;
-    * the steady step time (`metrics.STEP_CLOCK`) fails above
-      ``mean + max(step_k * sd, step_floor * mean)``;
-    * the run's training seconds and evaluation seconds (`metrics.TIMES`) each fail above
-      ``mean + max(time_k * sd, time_floor * mean)``;
-    * efficiency fails below ``min * (1 - efficiency_margin)`` (baselines without step times);
-    * epochs to the budget's target accuracy fail above ``max * (1 + target_margin)`` or when
-      the target is not reached (only for baselines whose every seed reached it).
+    What each parameter does is said once, beside the band that uses it:
+    `bench.measurement.bands.BANDS`.
     """
 
     k: float = field(default=3.0, metadata=bounds(0, 10))
@@ -79,48 +62,6 @@ class Tolerance:
     time_k: float = field(default=3.0, metadata=bounds(0, 10))
     time_floor: float = field(default=0.05, metadata=bounds(0, 1))
 
-    def describe(self) -> dict[str, str]:
-        """Return the band rule, in words, with this tolerance's numbers."""
-        return {
-            "test_accuracy": f"fail below mean - max({self.k} * sd, {self.accuracy_floor})",
-            "test_loss": f"fail above mean + max({self.k} * sd, {self.loss_floor_rel} * mean)",
-            "efficiency": f"fail below min * (1 - {self.efficiency_margin}) (only for a "
-            "baseline without per-step timings)",
-            metrics.STEP_CLOCK: f"fail above mean + max({self.step_k} * sd, {self.step_floor} "
-            "* mean) (only on the baseline's own device class)",
-            **{
-                metric: f"fail above mean + max({self.time_k} * sd, {self.time_floor} * mean) "
-                "(only on the baseline's own device class)"
-                for metric in metrics.TIMES
-            },
-            "epochs_to_target": f"fail when not reached, or above max * (1 + "
-            f"{self.target_margin}) (only when every baseline seed reached the target)",
-        }
-
-    def lowest_accuracy(self, accuracy: MetricStats) -> float:
-        """Return the lowest passing test accuracy."""
-        return accuracy.mean - max(self.k * accuracy.sd, self.accuracy_floor)
-
-    def highest_loss(self, loss: MetricStats) -> float:
-        """Return the highest passing test loss."""
-        return loss.mean + max(self.k * loss.sd, self.loss_floor_rel * loss.mean)
-
-    def lowest_efficiency(self, efficiency: MetricStats) -> float:
-        """Return the lowest passing efficiency."""
-        return efficiency.min * (1 - self.efficiency_margin)
-
-    def slowest_step(self, step: MetricStats) -> float:
-        """Return the slowest passing step time."""
-        return step.mean + max(self.step_k * step.sd, self.step_floor * step.mean)
-
-    def slowest_time(self, seconds: MetricStats) -> float:
-        """Return the longest passing training (or evaluation) time of a run."""
-        return seconds.mean + max(self.time_k * seconds.sd, self.time_floor * seconds.mean)
-
-    def latest_target(self, epochs: MetricStats) -> float:
-        """Return the most epochs to the target that still pass."""
-        return epochs.max * (1 + self.target_margin)
-
     def patched(self, override: dict[str, float], where: str) -> Tolerance:
         """Return this tolerance with a per-architecture override applied and checked."""
         try:
@@ -130,8 +71,8 @@ class Tolerance:
 
 
 @dataclass(frozen=True)
-class MetricStats:
-    """One metric over a baseline's seeds."""
+class MetricStats(Summary):
+    """One metric over a baseline's seeds: a `Summary`, checked as read from a file."""
 
     n: int = field(metadata=bounds(1))
     mean: float
@@ -318,75 +259,6 @@ def device_class(device: Device) -> str:
     return f"{device.kind}-{slug}"
 
 
-def aggregate(runs: Sequence[RunRecord], tolerance: Tolerance | None = None) -> Baseline:
-    """Build a baseline from completed runs that share one key (MIN_SEEDS+ seeds each)."""
-    if not runs:
-        raise BaselineError("no run records to aggregate")
-    keys = sorted({str(Key.of(run)) for run in runs})
-    if len(keys) > 1:
-        raise BaselineError(
-            f"the records belong to {len(keys)} different baselines ({'; '.join(keys)}); "
-            "give the records of one budget, backend, precision and device at a time"
-        )
-    planted = sorted({run.label for run in runs if run.config.plant != "none"})
-    if planted:
-        raise BaselineError(f"runs with a planted regression never make a baseline: {planted}")
-    configs = {dataclasses.replace(run.config, seed=0) for run in runs}
-    if len(configs) > 1:
-        fields = sorted({f.name for f in dataclasses.fields(Config)
-                         if len({getattr(c, f.name) for c in configs}) > 1})  # fmt: skip
-        raise BaselineError(f"the records were trained with {len(configs)} configurations "
-                            f"(they differ in {', '.join(fields)}); one baseline is made from "
-                            "runs that differ only in their seed")  # fmt: skip
-    budget = runs[0].config.budget
-    wrong = name_mismatch(budget.name, budget.epochs, budget.train_samples, budget.test_samples)
-    if wrong:
-        raise BaselineError(f"{runs[0].label}: {wrong}; not a baseline of {budget.name!r}")
-    unfinished = sorted({run.label for run in runs if not run.completed})
-    if unfinished:
-        raise BaselineError(f"only completed runs make a baseline; not completed: {unfinished}")
-    by_arch: dict[str, list[RunRecord]] = {}
-    for run in runs:
-        by_arch.setdefault(run.arch.id, []).append(run)
-    archs = {}
-    for arch_id, group in by_arch.items():
-        seeds = tuple(run.config.seed for run in group)
-        if len(set(seeds)) != len(seeds):
-            raise BaselineError(f"{arch_id}: the same seed appears twice: {list(seeds)}")
-        if len(seeds) < MIN_SEEDS:
-            raise BaselineError(
-                f"{arch_id}: {len(seeds)} seed(s) ({list(seeds)}); a baseline needs at least "
-                f"{MIN_SEEDS} per architecture (5 recommended) so that its band has a spread"
-            )
-        derived = [metrics.of(run) for run in group]
-        alone = [metrics.of(run) for run in group if not run.shared_machine]
-        stats: dict[str, MetricStats | None] = {}
-        for metric in metrics.GATED:
-            speed = metric in metrics.SPEED
-            values = [getattr(d, metric) for d in (alone if speed else derived)]
-            if any(v is None for v in values):
-                raise BaselineError(f"{arch_id}: some runs lack {metric} (no steady epoch?)")
-            stats[metric] = MetricStats.of([float(v) for v in values]) if values else None
-        for metric, among in (("epochs_to_target", derived), ("seconds_to_target", derived),
-                              *((m, alone) for m in (*metrics.STEP, *metrics.TIMES))):  # fmt: skip
-            values = [getattr(d, metric) for d in among]
-            if values and all(v is not None for v in values):
-                stats[metric] = MetricStats.of([float(v) for v in values if v is not None])
-        archs[arch_id] = ArchEntry(seeds=seeds, provenance=Origin.of(group), **stats)
-    tolerance = tolerance or Tolerance()
-    first, origin = runs[0].provenance, Origin.of(runs)
-    return Baseline(
-        key=Key.of(runs[0]),
-        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        tolerance=tolerance,
-        band_rule=tolerance.describe(),
-        provenance=BaselineProvenance(
-            first.versions, first.device, origin.git_commits, origin.commands, origin.runs_started
-        ),
-        archs=archs,
-    )
-
-
 def _migrate_v1(document: dict[str, Any]) -> dict[str, Any]:
     """Version 1 -> 2: `samples_per_second` (best steady epoch) is `best_samples_per_second`."""
     archs = document.get("archs")
@@ -399,27 +271,13 @@ def _migrate_v1(document: dict[str, Any]) -> dict[str, Any]:
     return dict(document, version=2, archs=archs)
 
 
-def _migrate_v2(document: dict[str, Any]) -> dict[str, Any]:
-    """Version 2 -> 3: time-to-target statistics and their margin are new (absent before)."""
-    return dict(document, version=3)
-
-
-def _migrate_v3(document: dict[str, Any]) -> dict[str, Any]:
-    """Version 3 -> 4: speed statistics may be null (every run shared its machine)."""
-    return dict(document, version=4)
-
-
-def _migrate_v4(document: dict[str, Any]) -> dict[str, Any]:
-    """Version 4 -> 5: per-step timings and their band are new (absent before)."""
-    return dict(document, version=5)
-
-
-def _migrate_v5(document: dict[str, Any]) -> dict[str, Any]:
-    """Version 5 -> 6: training and evaluation seconds and their band are new (absent before)."""
-    return dict(document, version=6)
-
-
-MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4, 5: _migrate_v5}
+MIGRATIONS = {
+    1: _migrate_v1,
+    2: schema.added(3, "time-to-target statistics and their margin are new (absent before)"),
+    3: schema.added(4, "speed statistics may be null (every run shared its machine)"),
+    4: schema.added(5, "per-step timings and their band are new (absent before)"),
+    5: schema.added(6, "training and evaluation seconds and their band are new (absent before)"),
+}
 REGENERATE = "regenerate it (python -m bench baseline RECORD.json ...)."
 
 
@@ -527,79 +385,3 @@ def resolve(key: Key, versions: dict[str, str], root: Path) -> Resolved:
         "version(s) differ"
     )
     return Resolved(path, baseline, reason, tuple(crossed))
-
-
-def diff(old: Baseline | None, new: Baseline) -> str:
-    """Say what a regenerated baseline changes against the old one (means, per metric)."""
-    if old is None:
-        return "new baseline (there was none before)"
-    rows = []
-    for arch_id, entry in new.archs.items():
-        for metric in (*metrics.GATED, *metrics.STEP, *metrics.TIMES):
-            was = old.archs[arch_id].stats(metric) if arch_id in old.archs else None
-            now = entry.stats(metric)
-            before, after = (s.mean if s else None for s in (was, now))
-            change = (f"{(after - before) / abs(before):+.2%}" if before and after is not None
-                      else "new" if after is not None else "not kept (shared machine)")  # fmt: skip
-            rows.append([arch_id, metric, before, after, change])
-    return tabulate(
-        rows, headers=["arch", "metric", "old mean", "new mean", "change"], floatfmt=".4f"
-    )
-
-
-def regenerate(
-    runs: Sequence[RunRecord], root: Path, *, allow_fewer_seeds: bool = False
-) -> tuple[Path, str]:
-    """Aggregate `runs` into their baseline file (atomically); return it and what changed.
-
-    Architectures not among `runs` keep their entries when the old file was measured with
-    the same library versions and device; otherwise, since entries from different versions
-    must not sit under one provenance, the file is replaced whole when `runs` cover every
-    architecture it holds, and refused (BaselineError, the file untouched) when they do not.
-    Per-architecture tolerance overrides are kept. An entry is never replaced by one of fewer
-    seeds unless `allow_fewer_seeds`; the old file stays whole until the new one is written.
-    """
-    new = aggregate(runs)
-    path = new.key.path(root)
-    note = ""
-    try:
-        old = load(path) if path.exists() else None
-    except BaselineError as error:  # unreadable: kept aside, never in the way of the new one
-        note = f"the old file could not be read and was moved aside to {set_aside(path)}: {error}\n"
-        old = None
-    if old is not None:
-        fewer = [
-            f"{arch_id} ({len(old.archs[arch_id].seeds)} -> {len(entry.seeds)} seeds)"
-            for arch_id, entry in new.archs.items()
-            if arch_id in old.archs and len(entry.seeds) < len(old.archs[arch_id].seeds)
-        ]
-        if fewer and not allow_fewer_seeds:
-            raise BaselineError(
-                f"{path}: would replace entries with fewer seeds: {', '.join(fewer)}. Run more "
-                "seeds, or pass --allow-fewer-seeds to replace them anyway."
-            )
-        archs = {
-            arch_id: dataclasses.replace(entry, tolerance=old.archs[arch_id].tolerance)
-            if arch_id in old.archs
-            else entry
-            for arch_id, entry in new.archs.items()
-        }
-        same = (old.provenance.versions, old.provenance.device) == (
-            new.provenance.versions,
-            new.provenance.device,
-        )
-        left = sorted(set(old.archs) - set(archs))
-        if same:
-            archs = {a: e for a, e in old.archs.items() if a not in archs} | archs
-        elif left:
-            raise BaselineError(
-                f"{path} also holds {', '.join(left)}, measured with other library versions or "
-                "on another device; one baseline has one provenance, so regenerating only "
-                f"{', '.join(sorted(archs))} would drop them. Regenerate them too (give their "
-                f"records from these versions), or move {path} away to start a new baseline."
-            )
-        else:
-            note = "replaced whole: library versions or device differ from the old baseline\n"
-        new = dataclasses.replace(new, archs=archs)
-    save(new, path)
-    return path, note + diff(old, new)

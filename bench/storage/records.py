@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.budgets import Budget
 from bench.storage import schema
 from bench.storage.atomic import write_json
 from bench.storage.schema import SchemaError, bounds, one_of, safe_name
-from bench.training.backends import BACKENDS
-from bench.training.precisions import POLICIES
+from bench.vocabulary import BACKENDS, POLICIES
 
 SCHEMA = "cnn-mnist-bench/run"
 VERSION = 6
@@ -55,22 +55,16 @@ class ArchInfo:
     batch_norm: bool
 
 
-@dataclass(frozen=True)
-class BudgetInfo:
-    """The budget a run trained under (`bench.training.budgets.Budget`, as stored)."""
-
-    name: str = field(metadata=safe_name())
-    epochs: int = field(metadata=bounds(1))
-    train_samples: int | None = field(default=None, metadata=bounds(1))
-    test_samples: int | None = field(default=None, metadata=bounds(1))
-    description: str = ""
+BudgetInfo = Budget
+"""The budget a run trained under, as stored: `bench.budgets.Budget` itself (the name that
+records of versions 1-5 were read with)."""
 
 
 @dataclass(frozen=True)
 class Config:
     """Everything that decides a run's numbers; a run resumes only into the same config."""
 
-    budget: BudgetInfo
+    budget: Budget
     seed: int = field(metadata=bounds(0, MAX_SEED))
     batch_size: int = field(metadata=bounds(1))
     eval_batch_size: int = field(metadata=bounds(1))
@@ -343,21 +337,6 @@ def _migrate_v1(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def _migrate_v2(document: dict[str, Any]) -> dict[str, Any]:
-    """Version 2 -> 3: evaluations inside epochs and time-to-target are new (absent before)."""
-    return dict(document, version=3)
-
-
-def _migrate_v3(document: dict[str, Any]) -> dict[str, Any]:
-    """Version 3 -> 4: the executor and machine sharing are new (not counted before: None)."""
-    return dict(document, version=4)
-
-
-def _migrate_v4(document: dict[str, Any]) -> dict[str, Any]:
-    """Version 4 -> 5: per-step timings of each epoch are new (not measured before: None)."""
-    return dict(document, version=5)
-
-
 def _migrate_v5(document: dict[str, Any]) -> dict[str, Any]:
     """Version 5 -> 6: the plant is part of the configuration (not recorded before).
 
@@ -370,7 +349,13 @@ def _migrate_v5(document: dict[str, Any]) -> dict[str, Any]:
     return dict(document, version=6, config=config)
 
 
-MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3, 4: _migrate_v4, 5: _migrate_v5}
+MIGRATIONS = {
+    1: _migrate_v1,
+    2: schema.added(3, "evaluations inside epochs and time-to-target are new (absent before)"),
+    3: schema.added(4, "the executor and machine sharing are new (not counted before: None)"),
+    4: schema.added(5, "per-step timings of each epoch are new (not measured before: None)"),
+    5: _migrate_v5,
+}
 """Version -> a function that lifts a document of that version by one."""
 REGENERATE = "train the run again to write a current record (python -m bench run ... --force)."
 

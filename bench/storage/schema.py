@@ -218,3 +218,17 @@ def dump(document: Any) -> Any:
     if isinstance(document, float) and not math.isfinite(document):
         return None
     return document
+
+
+def added(version: int, what: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Return the migration to `version` of a file whose new fields are absent before it.
+
+    Such a migration only sets the version: the loader's defaults stand for what was not
+    recorded (`what` says what that is).
+    """
+
+    def migrate(document: dict[str, Any]) -> dict[str, Any]:
+        return dict(document, version=version)
+
+    migrate.__doc__ = f"Version {version - 1} -> {version}: {what}."
+    return migrate

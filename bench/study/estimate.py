@@ -1,10 +1,13 @@
 """How long a study should take on this machine, said before it starts.
 
 One short probe (`bench.study.worker.probe`, a fresh process like a run's) measures what a
-run costs here: the fixed start-up (importing the backend, loading the data, and the matmul
-peaks probed after training), and per architecture and precision, a steady training step of
+run costs here: the process's start-up (the interpreter, importing the backend, loading the
+data), what a run adds beyond its epochs and what an epoch adds beyond its steps (two tiny
+real runs of 1 and 3 epochs: building, checkpoints, `fit`'s set-up and end, the
+measurements after the run), and per architecture and precision, a steady training step of
 batch 128, the first step's tracing and compilation, and an evaluation batch of 1,024. A
-run's estimate is then start-up + compilation + its steps + its evaluations. Measuring
+run's estimate is then start-up + the run's extra + compilation + per epoch (its steps and
+its extra) + its evaluations. Measuring
 beats deriving the time from FLOPs and a stored efficiency: efficiency measured against the
 bfloat16 peak differs several-fold between CPUs with and without AMX, so it does not
 travel between the machine kinds this project runs on. The probe costs a few seconds per
@@ -17,6 +20,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -45,6 +49,11 @@ class Probe:
     """What the probe measured: start-up seconds, matmul peaks, and costs per arch."""
 
     startup_seconds: float
+    """A run's process before it trains: the interpreter, importing the backend, the data."""
+    run_seconds: float
+    """What a run adds beyond its epochs: building, the measurements after it, saving."""
+    epoch_seconds: float
+    """What an epoch adds beyond its steps and evaluation: `fit`'s set-up and end, checkpoint."""
     peaks: dict[str, float]
     costs: dict[str, dict[str, Cost]]
     """Precision as asked (`auto` too) -> architecture -> cost."""
@@ -59,19 +68,23 @@ class Probe:
 
 def probe(backend: str, archs: Sequence[str], precisions: Sequence[str]) -> Probe:
     """Measure start-up, peaks and each architecture's costs in a fresh process."""
+    began = time.perf_counter()
     found = subprocess.run(
         [sys.executable, "-m", "bench.study.worker", "--probe", backend, ",".join(precisions),
          *archs],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
+    wall = time.perf_counter() - began
     if found.returncode != 0:
         tail = (found.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"the estimate's probe failed: {tail}")
     data = json.loads(found.stdout.strip().splitlines()[-1])
     costs = {precision: {arch: Cost(**cost) for arch, cost in by_arch.items()}
              for precision, by_arch in data["costs"].items()}  # fmt: skip
-    return Probe(data["startup_seconds"], data["peaks"], costs, data["seconds"],
-                 data["precisions"], Device(**data["device"]), data["versions"])  # fmt: skip
+    process = max(wall - data["seconds"], 0.0)  # the interpreter's start and exit
+    return Probe(data["startup_seconds"] + process, data["run_seconds"], data["epoch_seconds"],
+                 data["peaks"], costs, wall, data["precisions"], Device(**data["device"]),
+                 data["versions"])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -102,7 +115,7 @@ def estimate(
     for spec in runs:
         budget = spec.resolved_budget()
         left = budget.epochs - min((trained or {}).get(spec, 0), budget.epochs)
-        if left == 0:
+        if left == 0:  # kept: the process starts, finds the record, and ends
             seconds[spec] = found.startup_seconds
             continue
         cost = found.costs[spec.precision][spec.arch]
@@ -110,7 +123,8 @@ def estimate(
         evals = math.ceil(min(budget.test_samples or 10_000, 10_000) / EVAL_BATCH)
         if spec.eval_every:
             evals *= 1 + (steps - 1) // spec.eval_every
-        seconds[spec] = (found.startup_seconds + cost.compile + left * steps * cost.step
+        seconds[spec] = (found.startup_seconds + found.run_seconds + cost.compile
+                         + left * (steps * cost.step + found.epoch_seconds)
                          + (left + 1) * evals * cost.eval_batch)  # fmt: skip
     return Estimate(seconds)
 

@@ -163,7 +163,7 @@ class LocalExecutor:
 
 def import_ray() -> Any:
     """Return the `ray` module, or say how to install it."""
-    from bench.cli.options import OptionError
+    from bench.vocabulary import OptionError
 
     try:
         import ray

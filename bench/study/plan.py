@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.cli.options import OptionError, Settings
+from bench.budgets import Budget, get_budget
 from bench.storage import layout
-from bench.training.budgets import Budget, get_budget
 from bench.training.precisions import PRECISIONS, resolve
+from bench.training.request import RunRequest
+from bench.vocabulary import OptionError
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class RunSpec:
         return f"{self.arch} seed={self.seed} {self.precision}"
 
     def resolved_budget(self) -> Budget:
-        """Return the budget, with the study's overrides."""
+        """Return the budget, with the study's overrides (in the worker: the spec is plain data)."""
         return get_budget(self.budget, epochs=self.epochs, train_samples=self.train_samples)
 
     def folder(self, results: layout.Results) -> Path:
@@ -69,49 +70,35 @@ class Plan:
     @classmethod
     def of(
         cls,
-        settings: Settings,
-        backend: str,
+        request: RunRequest,
         precisions: tuple[str, ...] | None = None,
         command: str | None = None,
     ) -> Plan:
-        """Build the grid from parsed settings; OptionError says what is wrong with it."""
+        """Build the grid of a request (x `precisions`); OptionError says what is wrong."""
         from archs import REGISTRY
 
-        unknown = [a for a in settings.archs if a not in REGISTRY]
+        unknown = [a for a in request.archs if a not in REGISTRY]
         if unknown:
             raise OptionError(f"unknown architecture(s) {unknown}; valid: {', '.join(REGISTRY)}")
-        if not settings.archs:
+        if not request.archs:
             raise OptionError("the study has no architectures; give --archs")
-        if not settings.seeds:
+        if not request.seeds:
             raise OptionError("the study has no seeds; give --seeds, e.g. --seeds 0,1,2")
-        chosen = precisions or (settings.precision,)
+        chosen = precisions or (request.precision,)
         bad = [p for p in chosen if p not in PRECISIONS]
         if bad or len(set(chosen)) != len(chosen):
             raise OptionError(
                 f"precisions must be distinct, from {', '.join(PRECISIONS)}; got {list(chosen)}"
             )
-        try:
-            budget = get_budget(settings.budget, epochs=settings.epochs,
-                                train_samples=settings.train_samples)  # fmt: skip
-        except ValueError as error:
-            raise OptionError(str(error)) from None
+        name, epochs, train_samples = request.budget_spec
         runs = tuple(
-            RunSpec(
-                arch,
-                seed,
-                settings.budget,
-                settings.epochs,
-                settings.train_samples,
-                precision,
-                backend,
-                settings.eval_every,
-                command,
-            )
-            for seed in settings.seeds
+            RunSpec(arch, seed, name, epochs, train_samples, precision, request.backend,
+                    request.eval_every, command)
+            for seed in request.seeds
             for precision in chosen
-            for arch in settings.archs
-        )
-        return cls(runs, budget)
+            for arch in request.archs
+        )  # fmt: skip
+        return cls(runs, request.budget)
 
     def with_seeds(self, seeds: tuple[int, ...]) -> Plan:
         """Return the plan's runs of these seeds only."""

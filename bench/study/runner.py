@@ -105,10 +105,11 @@ def table(outcomes: Sequence[Outcome], estimate: Estimate | None = None) -> str:
         rows.append([
             o.spec.arch, o.spec.seed, o.record.config.precision if o.record else o.spec.precision,
             o.status, derived.test_accuracy if derived else None,
-            round(derived.train_seconds_total, 1) if derived else None,
-            round(o.seconds, 1), round(estimate.seconds[o.spec], 1) if estimate else None,
+            derived.train_seconds_total if derived else None,
+            o.seconds, estimate.seconds[o.spec] if estimate else None,
             shared, o.attempts, o.error or "",
         ])  # fmt: skip
     headers = ["arch", "seed", "precision", "status", "test acc", "train s", "wall s",
                "estimated s", "shared with", "attempts", "error"]  # fmt: skip
-    return tabulate(rows, headers=headers, floatfmt=".4f")
+    digits = ("", "", "", "", ".4f", ".1f", ".1f", ".1f", "", "", "")  # accuracy 4, seconds 1
+    return tabulate(rows, headers=headers, floatfmt=digits)

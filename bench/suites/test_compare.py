@@ -18,8 +18,9 @@ def test_compare_with_base(benchmark, cnnbench, live_write):
     if settings.base is None and settings.base_python is None:
         pytest.skip("no base to compare with: --cnnbench-base=REF or --cnnbench-base-python=PY")
     benchmark.group = "compare"
-    cnnbench.comparison = benchmark.pedantic(compare, (settings,), {"say": live_write},
-                                             rounds=1, iterations=1)  # fmt: skip
+    cnnbench.comparison = benchmark.pedantic(
+        compare, (cnnbench.request, settings.comparison()), {"say": live_write},
+        rounds=1, iterations=1)  # fmt: skip
     benchmark.extra_info["comparison"] = cnnbench.comparison.document()
     if cnnbench.comparison.exit_code:
         pytest.fail(cnnbench.comparison.summary(), pytrace=False)

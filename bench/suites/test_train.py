@@ -11,14 +11,12 @@ from bench.cli.plugin import extra_info
 from bench.storage.baselines import BaselineError
 from bench.storage.lock import FolderBusy
 from bench.training import plants
-from bench.training.budgets import get_budget
 from bench.training.trainer import Trainer, default_data
 
 
 def test_train(benchmark, bench_arch, bench_seed, cnnbench, live_write):
-    settings = cnnbench.settings
-    budget = get_budget(settings.budget, epochs=settings.epochs,
-                        train_samples=settings.train_samples)  # fmt: skip
+    request = cnnbench.request
+    budget = request.budget
     missing = None
     try:
         cnnbench.require_baseline(budget.name)  # fail in seconds, not after training
@@ -33,9 +31,9 @@ def test_train(benchmark, bench_arch, bench_seed, cnnbench, live_write):
     if missing:
         pytest.fail(missing, pytrace=False)
     benchmark.group = f"train-{budget.name}"
-    options = plants.trainer_options(settings.plant, default_data())
-    with Trainer(bench_arch, budget, bench_seed, out_dir=folder, precision=settings.precision,
-                 write=live_write, resume=False, eval_every=settings.eval_every,
+    options = plants.trainer_options(request.plant, default_data())
+    with Trainer(bench_arch, budget, bench_seed, out_dir=folder, precision=request.precision,
+                 write=live_write, resume=False, eval_every=request.eval_every,
                  **options) as trainer:  # fmt: skip
         benchmark.pedantic(
             trainer.train_epoch,
@@ -47,7 +45,7 @@ def test_train(benchmark, bench_arch, bench_seed, cnnbench, live_write):
         while trainer.epochs_left > 0:  # --benchmark-disable runs the target only once
             trainer.train_epoch()
         record = trainer.finish()
-    benchmark.extra_info.update(extra_info(record, settings.plant) | {"record": str(folder)})
+    benchmark.extra_info.update(extra_info(record, request.plant) | {"record": str(folder)})
     cnnbench.runs.append(record)
     if not record.completed:
         pytest.fail(f"{record.label}: training {record.status}: {record.divergence}")

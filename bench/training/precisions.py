@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
-AUTO = "auto"
-PRECISIONS = (AUTO, *POLICIES)
-DEFAULT_PRECISION = AUTO
+from bench.vocabulary import AUTO, DEFAULT_PRECISION, POLICIES, PRECISIONS
+
+__all__ = ["AUTO", "DEFAULT_PRECISION", "POLICIES", "PRECISIONS", "auto_policy", "cpu_flags",
+           "resolve"]  # fmt: skip
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 

@@ -9,6 +9,18 @@ run. Training and evaluation are timed apart (Keras' printed step time includes 
 keras issue 16286). Each epoch's shuffle and each dropout layer's random state derive from (seed,
 epoch), so a run that resumes from its last checkpoint replays exactly the epochs it has
 left and ends with the same history as an uninterrupted one.
+
+The contract with other commits. A paired comparison or a bisection drives the `Trainer` of
+another commit of this repository (the base's tree, with the head's
+`bench/compare/side_process.py`), so these stay as they are, or that file learns both forms:
+`Trainer(arch_id, budget, seed, *, out_dir=None, precision=..., data=..., callbacks=...,
+write=..., learning_rate=...)` (budget a `Budget` or its name), the attributes `callbacks`
+(a list the side process appends to; the training clock must stay last, and the side
+process attaches the head's clock last where a trainer has none), `x`, `y`, `xt`, `yt`,
+`model`, `precision`, `epochs_left`, `clock` (optional), the methods `start`, `train_epoch`,
+`evaluate_epoch`, `evaluate` (older: `_evaluate`), `finish` and its record's `epochs` and
+`final`, and the module's `BATCH_SIZE`. Tested against a commit from before the training
+clock (`tests/test_compare.py`) and by every bisection across commits.
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ import keras
 import numpy as np
 
 from archs import REGISTRY
+from bench.budgets import DEFAULT_BUDGET, Budget, get_budget
 from bench.data import Arrays, dataset_fingerprint, load_mnist, preprocess
 from bench.measurement import after_run as measure
 from bench.measurement import metrics, provenance
@@ -42,7 +55,6 @@ from bench.storage.records import (
     RunRecord,
     Weights,
 )
-from bench.training.budgets import DEFAULT_BUDGET, Budget, get_budget
 from bench.training.clock import EpochTimes, TrainingClock
 from bench.training.precisions import DEFAULT_PRECISION, resolve
 from bench.training.progress import LiveProgress, Writer, stderr_writer
@@ -198,7 +210,7 @@ class Trainer:
 
     Args:
         arch_id: a registry id.
-        budget: a budget name from `bench.training.budgets.BUDGETS`, or a Budget.
+        budget: a budget name from `bench.budgets.BUDGETS`, or a Budget.
         seed: seeds weights, shuffling and dropout; the same seed gives the same history.
         out_dir: the run's folder (record, checkpoint, trained model); None keeps nothing.
             A folder that holds an unfinished run of this configuration resumes it.

@@ -1,4 +1,9 @@
-"""The statistics the gate and the report share: a sample's summary and Welch's test."""
+"""The statistics the gate and the report share: a sample's summary and Welch's test.
+
+A leaf (it imports nothing of the harness): records' loaders, baselines, the report and the
+history all summarise values the same way. A baseline's stored statistics are a `Summary`
+with the checks of a file that may be crafted (`bench.storage.baselines.MetricStats`).
+"""
 
 from __future__ import annotations
 

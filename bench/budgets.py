@@ -1,5 +1,8 @@
 """Named training budgets: how much data and how many epochs a run gets.
 
+A leaf of the harness (beside `bench.vocabulary`): records store a run's `Budget` as it is
+here, the options, the gate and the trainer name budgets from this one table.
+
 `full` is the notebook's recipe. The smaller tiers keep the recipe (Adam, batch 128, test-set
 evaluation after each epoch) and shrink only the data and epochs, so that a CI machine with
 2 CPU cores trains all six models in minutes while accuracy still separates a healthy model
@@ -9,26 +12,28 @@ evaluation after each epoch) and shrink only the data and epochs, so that a CI m
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from bench.storage.schema import bounds, safe_name
 
 
 @dataclass(frozen=True)
 class Budget:
     """A training budget. `None` for a sample count means the whole split."""
 
-    name: str
-    epochs: int
-    train_samples: int | None
-    test_samples: int | None
-    description: str
+    name: str = field(metadata=safe_name())
+    epochs: int = field(metadata=bounds(1))
+    train_samples: int | None = field(default=None, metadata=bounds(1))
+    test_samples: int | None = field(default=None, metadata=bounds(1))
+    description: str = ""
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"budget {self.name!r}: epochs must be >= 1. Received: {self.epochs}")
-        for field in ("train_samples", "test_samples"):
-            value = getattr(self, field)
+        for name in ("train_samples", "test_samples"):
+            value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"budget {self.name!r}: {field} must be >= 1. Received: {value}")
+                raise ValueError(f"budget {self.name!r}: {name} must be >= 1. Received: {value}")
 
     def as_dict(self) -> dict[str, object]:
         """Return the budget as plain JSON-ready data."""
@@ -109,3 +114,15 @@ def name_mismatch(name: str, epochs: int, train_samples: int | None,
     wrong = [f"{k} {v} (the budget's: {getattr(expected, k)})" for k, v in found.items()
              if v != getattr(expected, k)]  # fmt: skip
     return f"budget {name!r} with other numbers: {', '.join(wrong)}" if wrong else None
+
+
+def spec(budget: Budget) -> tuple[str, int | None, int | None]:
+    """Return (named budget, epochs override, train_samples override) that make `budget`.
+
+    `get_budget`'s inverse, for what travels as names and overrides (a worker's command line,
+    a comparison side of an older commit).
+    """
+    base = BUDGETS[budget.name.split("-", 1)[0]]
+    epochs = budget.epochs if budget.epochs != base.epochs else None
+    samples = budget.train_samples if budget.train_samples != base.train_samples else None
+    return base.name, epochs, samples
