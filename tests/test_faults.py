@@ -17,6 +17,7 @@ from bench.cli.commands import main as cli_main
 from bench.cli.options import Settings
 from bench.cli.plugin import BenchSession
 from bench.data import MnistUnavailableError
+from bench.measurement import aggregate
 from bench.storage import baselines, layout, records
 from bench.training import runfolder
 from bench.training.backends import requested
@@ -280,7 +281,7 @@ def test_a_budget_name_cannot_leave_the_baselines_folder(tmp_path, capsys):
     ],
 )
 def test_absurd_baselines_are_refused_on_load(tmp_path, change, message):
-    path, _ = baselines.regenerate([make_record(seed=s) for s in (0, 1)], tmp_path)
+    path, _ = aggregate.regenerate([make_record(seed=s) for s in (0, 1)], tmp_path)
     document = json.loads(path.read_text())
     change(document["archs"]["model_1_a"])
     path.write_text(json.dumps(document))
@@ -292,7 +293,7 @@ def test_absurd_baselines_are_refused_on_load(tmp_path, change, message):
 def test_the_regeneration_hint_keeps_the_runs_backend_and_precision(monkeypatch):
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     settings = Settings.parse(lambda d: {"precision": "float32", "budget": "smoke"}.get(d))
-    command = BenchSession(settings, gate=None).regen_command()
+    command = BenchSession(settings, settings.request(), gate=None).regen_command()
     assert "--cnnbench-backend=jax" in command and "--cnnbench-precision=float32" in command
     assert command.startswith("pytest bench --cnnbench-budget=smoke")
 

@@ -9,6 +9,7 @@ import pytest
 from bench.measurement.memory import device_peak_mb, jax_peak_bytes
 
 
+@pytest.mark.slow
 def test_host_peak_rss_rises_with_a_touched_allocation():
     # A fresh interpreter: in this one, earlier tests may have set a higher peak already.
     code = (

@@ -18,6 +18,7 @@ from records_factory import make_record
 from bench.cli.commands import main as cli_main
 from bench.cli.options import Settings
 from bench.gate import Gate
+from bench.measurement import aggregate
 from bench.storage import baselines, layout, records
 from bench.storage.records import Device
 from bench.study import estimate, executors
@@ -120,7 +121,7 @@ def test_the_ledger_counts_runs_that_shared_a_node_and_ends_a_dead_attempt_at_it
 
 def test_a_run_that_shared_its_machine_keeps_its_accuracy_checks_but_not_its_speed(tmp_path):
     alone = [make_record(seed=s, acc=0.95 + s / 1000, efficiency=0.4) for s in range(3)]
-    baselines.regenerate(alone, tmp_path)
+    aggregate.regenerate(alone, tmp_path)
     shared = make_record(seed=7, efficiency=0.01, concurrent_runs=3)  # 40x slower: shared
     gate = Gate(tmp_path)
     assert {c.metric for c in gate.check(shared)} == {"test_accuracy", "test_loss"}
@@ -133,12 +134,12 @@ def test_a_baseline_takes_timings_only_from_runs_that_had_the_machine_to_themsel
     mixed = [make_record(seed=0, efficiency=0.4, concurrent_runs=0),
              make_record(seed=1, efficiency=0.42, concurrent_runs=0),
              make_record(seed=2, efficiency=0.05, concurrent_runs=1)]  # fmt: skip
-    entry = baselines.aggregate(mixed).archs["model_1_a"]
+    entry = aggregate.aggregate(mixed).archs["model_1_a"]
     assert entry.test_accuracy.n == 3 and entry.efficiency.n == 2
     assert entry.efficiency.min == pytest.approx(0.4)
 
     all_shared = [make_record(seed=s, concurrent_runs=1) for s in range(2)]
-    path, _ = baselines.regenerate(all_shared, tmp_path)
+    path, _ = aggregate.regenerate(all_shared, tmp_path)
     assert baselines.load(path).archs["model_1_a"].efficiency is None
     gate = Gate(tmp_path)
     assert "efficiency" not in {c.metric for c in gate.check(make_record(seed=5))}
@@ -267,6 +268,7 @@ def test_the_main_job_takes_the_seeds_its_estimate_fits_in_its_minutes():
     assert estimate.seeds_that_fit(guess, (0, 1, 2, 3, 4), 1e6) == (0, 1, 2, 3, 4)
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_the_main_job_without_a_baseline_fails_before_training(tmp_path):
     done = main_job(tmp_path / "out", tmp_path / "none")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from bench.budgets import name_mismatch
 from bench.measurement import bands, metrics
 from bench.storage.atomic import set_aside
 from bench.storage.baselines import (
@@ -33,7 +34,6 @@ from bench.storage.baselines import (
     save,
 )
 from bench.storage.records import Config, RunRecord
-from bench.training.budgets import name_mismatch
 
 
 def aggregate(runs: Sequence[RunRecord], tolerance: Tolerance | None = None) -> Baseline:

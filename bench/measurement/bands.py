@@ -18,7 +18,8 @@ from bench.storage.baselines import ArchEntry, MetricStats, Tolerance
 ALWAYS = "always"
 SPEED = "speed"
 """Only with speed gated (`--gate all`), against a baseline of the run's own device class,
-for a run that had its machine to itself (`bench.gate.Gate.check` says which were not)."""
+for a run that had its machine to itself (`bench.gate.Gate.check` says which were not), and
+only when the baseline has per-step timings (version 5 and later)."""
 LEGACY_SPEED = "speed, legacy"
 """As SPEED, for a baseline made before per-step timings (version 4 and older)."""
 TARGET = "target"
@@ -89,18 +90,11 @@ def describe(tolerance: Tolerance) -> dict[str, str]:
 def applicable(entry: ArchEntry, speed: bool) -> list[tuple[Band, MetricStats]]:
     """Return the bands that apply to one architecture's entry, with its statistics.
 
-    `speed`: whether speed is gated for this run. The step and the times replace efficiency
-    when the baseline has step times; otherwise efficiency is the speed band.
+    `speed`: whether speed is gated for this run. The step and the times are the speed bands
+    of a baseline with step times (version 5 and later); efficiency is the one of a baseline
+    without them.
     """
-    found = []
     has_steps = entry.stats(metrics.STEP_CLOCK) is not None
-    for band in BANDS:
-        stats = entry.stats(band.metric)
-        if stats is None:
-            continue
-        if band.applies == SPEED and not speed:
-            continue
-        if band.applies == LEGACY_SPEED and (not speed or has_steps):
-            continue
-        found.append((band, stats))
-    return found
+    wanted = {ALWAYS, TARGET} | ({SPEED if has_steps else LEGACY_SPEED} if speed else set())
+    found = [(band, entry.stats(band.metric)) for band in BANDS if band.applies in wanted]
+    return [(band, stats) for band, stats in found if stats is not None]
