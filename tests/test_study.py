@@ -237,9 +237,9 @@ def test_ray_retries_a_killed_worker_and_gives_the_local_executors_metrics(local
 # --- the estimate ------------------------------------------------------------------------
 
 
-def _probe(step=0.1, compile=2.0, eval_batch=0.5, startup=5.0, run=1.5, epoch=0.25):
+def _probe(step=0.1, compile=2.0, eval_batch=0.5, startup=5.0, run=1.5):
     cost = estimate.Cost(step=step, compile=compile, eval_batch=eval_batch)
-    return estimate.Probe(startup, run, epoch, {"float32": 1e11, "bfloat16": 2e11},
+    return estimate.Probe(startup, run, {"float32": 1e11, "bfloat16": 2e11},
                           {"auto": {"model_1_a": cost, "model_2_a": cost}}, 10.0,
                           {"auto": "float32"}, Device("cpu", "test cpu"), {})  # fmt: skip
 
@@ -253,16 +253,16 @@ def _plan(seeds=(0,), archs=("model_1_a",), budget="ci"):
 def test_the_estimate_counts_steps_and_evaluations_and_only_what_a_run_has_left():
     (spec,) = _plan().runs  # ci: 3 epochs of 32 steps, 2 evaluation batches per evaluation
     full = estimate.estimate([spec], _probe()).seconds[spec]
-    assert full == pytest.approx(5.0 + 1.5 + 2.0 + 3 * (32 * 0.1 + 0.25) + 4 * 2 * 0.5)
+    assert full == pytest.approx(5.0 + 1.5 + 2.0 + 3 * 32 * 0.1 + 4 * 2 * 0.5)
     resumed = estimate.estimate([spec], _probe(), {spec: 2}).seconds[spec]
-    assert resumed == pytest.approx(5.0 + 1.5 + 2.0 + 1 * (32 * 0.1 + 0.25) + 2 * 2 * 0.5)
+    assert resumed == pytest.approx(5.0 + 1.5 + 2.0 + 1 * 32 * 0.1 + 2 * 2 * 0.5)
     kept = estimate.estimate([spec], _probe(), {spec: 3}).seconds[spec]
     assert kept == pytest.approx(5.0)
 
 
 def test_the_main_job_takes_the_seeds_its_estimate_fits_in_its_minutes():
     plan = _plan(seeds=(0, 1, 2, 3, 4), archs=("model_1_a", "model_2_a"))
-    guess = estimate.estimate(plan.runs, _probe())  # 2 x 22.85 s per seed
+    guess = estimate.estimate(plan.runs, _probe())  # 2 x 22.1 s per seed
     assert estimate.seeds_that_fit(guess, (0, 1, 2, 3, 4), 110) == (0, 1)
     assert estimate.seeds_that_fit(guess, (0, 1, 2, 3, 4), 10) == (0,)  # always one
     assert estimate.seeds_that_fit(guess, (0, 1, 2, 3, 4), 1e6) == (0, 1, 2, 3, 4)

@@ -201,9 +201,8 @@ def _say_estimate(guess: Any, found: Any) -> None:
 
     fixed = found.startup_seconds + found.run_seconds
     print(f"estimate: ~{clock(guess.total)} on this machine (a {found.seconds:.0f} s probe "
-          f"timed each architecture's training steps and evaluation, {fixed:.1f} s a run "
-          f"pays besides its epochs and {found.epoch_seconds:.2f} s an epoch besides its steps; "
-          f"matmul peak {found.peaks['float32'] / 1e9:.0f} GFLOP/s float32, "
+          f"timed each architecture's training steps and evaluation, and {fixed:.1f} s a run "
+          f"pays besides them; matmul peak {found.peaks['float32'] / 1e9:.0f} GFLOP/s float32, "
           f"{found.peaks['bfloat16'] / 1e9:.0f} bfloat16)")  # fmt: skip
 
 

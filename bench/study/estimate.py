@@ -2,12 +2,11 @@
 
 One short probe (`bench.study.worker.probe`, a fresh process like a run's) measures what a
 run costs here: the process's start-up (the interpreter, importing the backend, loading the
-data), what a run adds beyond its epochs and what an epoch adds beyond its steps (two tiny
-real runs of 1 and 3 epochs: building, checkpoints, `fit`'s set-up and end, the
-measurements after the run), and per architecture and precision, a steady training step of
-batch 128, the first step's tracing and compilation, and an evaluation batch of 1,024. A
-run's estimate is then start-up + the run's extra + compilation + per epoch (its steps and
-its extra) + its evaluations. Measuring
+data), what a run adds beyond its steps (one tiny real run of 3 epochs of 2 steps: building,
+each epoch's `fit` set-up and teardown and checkpoint, the measurements after the run), and
+per architecture and precision, a steady training step of batch 128, the first step's
+tracing and compilation, and an evaluation batch of 1,024. A run's estimate is then
+start-up + the run's extra + compilation + its steps + its evaluations. Measuring
 beats deriving the time from FLOPs and a stored efficiency: efficiency measured against the
 bfloat16 peak differs several-fold between CPUs with and without AMX, so it does not
 travel between the machine kinds this project runs on. The probe costs a few seconds per
@@ -51,9 +50,8 @@ class Probe:
     startup_seconds: float
     """A run's process before it trains: the interpreter, importing the backend, the data."""
     run_seconds: float
-    """What a run adds beyond its epochs: building, the measurements after it, saving."""
-    epoch_seconds: float
-    """What an epoch adds beyond its steps and evaluation: `fit`'s set-up and end, checkpoint."""
+    """What a run adds beyond its steps, evaluations and compilation: building, each epoch's
+    `fit` set-up and teardown and checkpoint, the measurements after it, saving."""
     peaks: dict[str, float]
     costs: dict[str, dict[str, Cost]]
     """Precision as asked (`auto` too) -> architecture -> cost."""
@@ -82,9 +80,8 @@ def probe(backend: str, archs: Sequence[str], precisions: Sequence[str]) -> Prob
     costs = {precision: {arch: Cost(**cost) for arch, cost in by_arch.items()}
              for precision, by_arch in data["costs"].items()}  # fmt: skip
     process = max(wall - data["seconds"], 0.0)  # the interpreter's start and exit
-    return Probe(data["startup_seconds"] + process, data["run_seconds"], data["epoch_seconds"],
-                 data["peaks"], costs, wall, data["precisions"], Device(**data["device"]),
-                 data["versions"])  # fmt: skip
+    return Probe(data["startup_seconds"] + process, data["run_seconds"], data["peaks"], costs,
+                 wall, data["precisions"], Device(**data["device"]), data["versions"])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -123,9 +120,8 @@ def estimate(
         evals = math.ceil(min(budget.test_samples or 10_000, 10_000) / EVAL_BATCH)
         if spec.eval_every:
             evals *= 1 + (steps - 1) // spec.eval_every
-        seconds[spec] = (found.startup_seconds + found.run_seconds + cost.compile
-                         + left * (steps * cost.step + found.epoch_seconds)
-                         + (left + 1) * evals * cost.eval_batch)  # fmt: skip
+        fixed = found.startup_seconds + found.run_seconds + cost.compile
+        seconds[spec] = fixed + left * steps * cost.step + (left + 1) * evals * cost.eval_batch
     return Estimate(seconds)
 
 

@@ -68,46 +68,40 @@ def _costs(arch: str, precision: str) -> dict[str, float]:
     return {"step": step, "compile": max(first - step, 0.0), "eval_batch": evaluate}
 
 
-PROBE_EPOCHS = (1, 3)
-"""The two tiny runs the probe trains (2 steps an epoch), whose difference is an epoch's cost."""
+PROBE_EPOCHS = 3
+"""The probe's tiny real run: the `ci` budget's epochs, 2 steps each, one evaluation batch."""
 
 
-def _overheads(arch: str, precision: str, cost: dict[str, float],
-               data: Any) -> tuple[float, float]:  # fmt: skip
-    """Return what a run and an epoch cost beyond their steps, evaluations and compilation.
+def _overhead(arch: str, precision: str, cost: dict[str, float], data: Any) -> float:
+    """Return what a run costs beyond its steps, evaluations and compilation.
 
-    Two real runs of `arch` through `train_run` (2 steps an epoch, one evaluation batch),
-    of 1 and 3 epochs: what an epoch adds beyond its steps and evaluation (`fit`'s set-up and
-    teardown, the checkpoint, the record) is their difference; what a run adds (building the
-    model, the measurements after it, saving it) is the rest of the shorter one.
+    One tiny real run of `arch` through `train_run`, as a study's worker trains: building the
+    model, each epoch's `fit` set-up and teardown and checkpoint, the measurements after the
+    run (the matmul peaks among them) and saving it. Counted per run: at the `ci` budget's
+    epoch count it is exact, and where epochs are long it is small beside them.
     """
     import tempfile
 
     from bench.budgets import Budget
     from bench.training.trainer import BATCH_SIZE, EVAL_BATCH_SIZE, train_run
 
-    walls = []
-    for epochs in PROBE_EPOCHS:
-        budget = Budget("probe", epochs, 2 * BATCH_SIZE, EVAL_BATCH_SIZE)
-        with tempfile.TemporaryDirectory(prefix="cnnbench-probe-") as folder:
-            began = time.perf_counter()
-            train_run(arch, budget, 0, out_dir=Path(folder), precision=precision, data=data,
-                      write=lambda line: None)  # fmt: skip
-            walls.append(time.perf_counter() - began)
-    short, long = PROBE_EPOCHS
-    inside = 2 * cost["step"] + cost["eval_batch"]  # an epoch's steps and its evaluation
-    epoch = max((walls[1] - walls[0]) / (long - short) - inside, 0.0)
-    run = max(walls[0] - cost["compile"] - short * (inside + epoch) - cost["eval_batch"], 0.0)
-    return run, epoch
+    budget = Budget("probe", PROBE_EPOCHS, 2 * BATCH_SIZE, EVAL_BATCH_SIZE)
+    with tempfile.TemporaryDirectory(prefix="cnnbench-probe-") as folder:
+        began = time.perf_counter()
+        train_run(arch, budget, 0, out_dir=Path(folder), precision=precision, data=data,
+                  write=lambda line: None)  # fmt: skip
+        wall = time.perf_counter() - began
+    inside = cost["compile"] + PROBE_EPOCHS * 2 * cost["step"]
+    return max(wall - inside - (PROBE_EPOCHS + 1) * cost["eval_batch"], 0.0)
 
 
 def probe(backend: str, precisions: list[str], archs: list[str]) -> dict[str, Any]:
     """Measure, in a fresh process like a run's, what runs cost on this machine.
 
     `startup_seconds` covers importing the backend and loading the data; `run_seconds` what a
-    run adds beyond its epochs (building, the measurements after it, the matmul peaks among
-    them, saving), `epoch_seconds` what an epoch adds beyond its steps and evaluation (`fit`'s
-    set-up and teardown, the checkpoint); `costs` gives, per precision as asked and
+    run adds beyond its steps, evaluations and compilation (building, each epoch's `fit` set-up
+    and teardown and checkpoint, the measurements after it, the matmul peaks among them,
+    saving); `costs` gives, per precision as asked and
     architecture, the seconds of a training step, of the first step's compilation and of an
     evaluation batch (`bench.study.estimate`).
     """
@@ -124,8 +118,8 @@ def probe(backend: str, precisions: list[str], archs: list[str]) -> dict[str, An
     startup = time.perf_counter() - started
     peaks = {dtype: matmul_peak(dtype) for dtype in ("float32", "bfloat16")}
     costs = {p: {arch: _costs(arch, resolve(p)) for arch in archs} for p in precisions}
-    run, epoch = _overheads(archs[0], precisions[0], costs[precisions[0]][archs[0]], data)
-    return {"startup_seconds": startup, "run_seconds": run, "epoch_seconds": epoch,
+    run = _overhead(archs[0], resolve(precisions[0]), costs[precisions[0]][archs[0]], data)
+    return {"startup_seconds": startup, "run_seconds": run,
             "peaks": peaks, "costs": costs,
             "seconds": time.perf_counter() - started,
             "precisions": {p: resolve(p) for p in precisions},
