@@ -74,6 +74,14 @@ BUDGETS: dict[str, Budget] = {
     )
 }
 DEFAULT_BUDGET = "ci"
+BATCH_SIZE = 128
+"""The notebook's training batch: every budget keeps it."""
+EVAL_BATCH_SIZE = 1024
+"""The evaluation batch (any size gives the same metrics; this one is fast on CPU)."""
+BASELINE_SEEDS = (0, 1, 2, 3, 4)
+"""The seeds a stored baseline is made from (at least `MIN_SEEDS` of
+`bench.storage.baselines`; five, as MLPerf and AlgoPerf ask of a reported spread), and the
+seeds the main job picks its seeds from."""
 
 
 def get_budget(name: str, *, epochs: int | None = None, train_samples: int | None = None) -> Budget:

@@ -29,6 +29,8 @@ DEFAULT_PRECISION = AUTO
 
 GATE_MODES = ("all", "accuracy", "off")
 """What the gate checks: accuracy and speed, accuracy only, or nothing."""
+DEFAULT_THRESHOLD = 0.10
+"""The slowdown a paired comparison must catch (`bench.compare.verdict` says the rule)."""
 
 
 class OptionError(ValueError):

@@ -26,6 +26,7 @@ from bench.study.executors import _Ledger
 from bench.study.plan import Plan
 from bench.training.backends import requested
 from bench.training.precisions import resolve
+from bench.training.runfolder import RunFolder
 
 SMOKE_GRID = ("--budget", "smoke", "--archs", "model_1_a,model_1_b", "--seeds", "0,1")
 CPUS = str(len(os.sched_getaffinity(0)))
@@ -298,17 +299,17 @@ def test_the_local_executor_hides_only_the_backends_start_up_chatter(line, echoe
 
 
 def test_a_worker_is_shipped_what_it_needs_to_keep_or_resume_a_run(tmp_path):
-    assert executors._resumable(tmp_path / "empty") == {}
+    assert RunFolder(tmp_path / "empty").resumable() == {}
     running = make_record(status="running", epochs=2)
     records.save(running, tmp_path / "r" / "record.json")
     (tmp_path / "r" / "checkpoint-epoch2.keras").write_bytes(b"model after 2 epochs")
     (tmp_path / "r" / "checkpoint-epoch1.keras").write_bytes(b"stale")
-    assert executors._resumable(tmp_path / "r") == {
+    assert RunFolder(tmp_path / "r").resumable() == {
         "record.json": (tmp_path / "r" / "record.json").read_bytes(),
         "checkpoint-epoch2.keras": b"model after 2 epochs",
     }
     records.save(make_record(), tmp_path / "c" / "record.json")  # completed: the record only
-    assert list(executors._resumable(tmp_path / "c")) == ["record.json"]
+    assert list(RunFolder(tmp_path / "c").resumable()) == ["record.json"]
 
 
 def test_the_driver_writes_a_returned_run_whole_and_drops_its_stale_checkpoints(tmp_path):

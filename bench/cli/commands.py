@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.budgets import BASELINE_SEEDS
 from bench.cli.options import (
     COMPARISON,
     TRAINING,
@@ -35,7 +36,6 @@ from bench.cli.options import (
 )
 from bench.storage import layout, lock
 
-MAIN_SEEDS = (0, 1, 2, 3, 4)
 """The seeds the main job picks from: as many as its estimate fits in --minutes."""
 PEER_ARCHS = ("model_1_a", "model_3_a")
 """The peer benchmark's default architectures: the smallest and a large one."""
@@ -268,7 +268,8 @@ def _baseline_command(settings: Settings) -> str:
 
     backend = settings.backend or requested()
     return (f"python -m bench study --budget {settings.budget} --archs "
-            f"{','.join(settings.archs)} --seeds 0,1,2,3,4 --backend {backend} --precision "
+            f"{','.join(settings.archs)} --seeds {','.join(map(str, BASELINE_SEEDS))} --backend "
+            f"{backend} --precision "
             f"{settings.precision} --baseline"
             + (f" --baselines {settings.baselines}" if settings.baselines else ""))  # fmt: skip
 
@@ -295,15 +296,15 @@ def cmd_main(args: argparse.Namespace) -> int:
 
     migrate_legacy(results, print)
     chosen = args.seeds is not None
-    grid = settings if chosen else dataclasses.replace(settings, seeds=MAIN_SEEDS)
+    grid = settings if chosen else dataclasses.replace(settings, seeds=BASELINE_SEEDS)
     plan = Plan.of(grid.request(), command=_command_line())
     estimate, found = _estimate(plan, results)
     if not chosen:
-        seeds = seeds_that_fit(estimate, MAIN_SEEDS, settings.minutes * 60)
+        seeds = seeds_that_fit(estimate, BASELINE_SEEDS, settings.minutes * 60)
         settings = dataclasses.replace(settings, seeds=seeds)
         plan = plan.with_seeds(seeds)
         estimate = estimate.of(plan.runs)
-        print(f"main: {len(seeds)} seed(s), as many of {len(MAIN_SEEDS)} as the estimate fits "
+        print(f"main: {len(seeds)} seed(s), as many of {len(BASELINE_SEEDS)} as the estimate fits "
               f"in {settings.minutes:g} minutes on this machine (--seeds or --minutes for "
               f"more)")  # fmt: skip
     gate_mode = settings.gate

@@ -21,6 +21,7 @@ from bench.storage.records import EXECUTORS, MAX_SEED
 from bench.vocabulary import (
     BACKENDS,
     DEFAULT_PRECISION,
+    DEFAULT_THRESHOLD,
     GATE_MODES,
     PRECISIONS,
     OptionError,
@@ -225,7 +226,7 @@ OPTIONS: dict[str, Option] = {
         Option("threshold", "compare: the slowdown of the typical step, the training time or "
                "the evaluation time the comparison must catch (default 10%%): fails when a "
                "significant slowdown of any exceeds half of it",
-               0.10, type=fraction),
+               DEFAULT_THRESHOLD, type=fraction),
         Option("good", "bisect: a commit that was fast (the base of every comparison)"),
         Option("bad", "bisect: a later commit that is slow"),
         Option("fail-on-improvement", "compare: a significant speed-up fails too (exit 1), "

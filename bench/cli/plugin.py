@@ -89,9 +89,10 @@ class BenchSession:
 
     def regen_command(self) -> str:
         """Return the command that makes the missing baseline, with this session's options."""
+        from bench.budgets import BASELINE_SEEDS
         from bench.training.backends import requested
 
-        again = dataclasses.replace(self.settings, seeds=(0, 1, 2, 3, 4), regen=True,
+        again = dataclasses.replace(self.settings, seeds=BASELINE_SEEDS, regen=True,
                                     backend=self.settings.backend or requested())  # fmt: skip
         args = again.pytest_args(("budget", "archs", "seeds", "epochs", "train-samples",
                                   "backend", "precision", "baselines", "regen"))  # fmt: skip

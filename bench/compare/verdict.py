@@ -42,9 +42,9 @@ from functools import lru_cache
 from tabulate import tabulate
 
 from bench.measurement.metrics import WARMUP_STEPS
+from bench.vocabulary import DEFAULT_THRESHOLD
 
 CONFIDENCE = 0.95
-DEFAULT_THRESHOLD = 0.10
 MIN_PAIRS = 6
 """Below this many block pairs no 95% interval excludes anything: cannot compare."""
 

@@ -99,7 +99,7 @@ def aggregate(runs: Sequence[RunRecord], tolerance: Tolerance | None = None) -> 
         tolerance=tolerance,
         band_rule=bands.describe(tolerance),
         provenance=BaselineProvenance(
-            first.versions, first.device, origin.git_commits, origin.commands, origin.runs_started
+            origin.git_commits, origin.commands, origin.runs_started, first.versions, first.device
         ),
         archs=archs,
     )

@@ -208,14 +208,11 @@ class Key:
 
 
 @dataclass(frozen=True)
-class BaselineProvenance:
-    """The library versions and device of a baseline's runs, and their origin."""
+class BaselineProvenance(Origin):
+    """A baseline's origin (`Origin`) with the library versions and device of its runs."""
 
     versions: dict[str, str]
     device: Device
-    git_commits: tuple[str, ...]
-    commands: tuple[str, ...]
-    runs_started: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from bench.budgets import BATCH_SIZE, EVAL_BATCH_SIZE
 from bench.storage.records import Device
 from bench.study.plan import RunSpec
-
-TRAIN_BATCH = 128
-EVAL_BATCH = 1024
-"""The trainer's batch sizes (`bench.training.trainer`), which the probe times."""
 
 
 @dataclass(frozen=True)
@@ -116,8 +113,8 @@ def estimate(
             seconds[spec] = found.startup_seconds
             continue
         cost = found.costs[spec.precision][spec.arch]
-        steps = math.ceil(min(budget.train_samples or 60_000, 60_000) / TRAIN_BATCH)
-        evals = math.ceil(min(budget.test_samples or 10_000, 10_000) / EVAL_BATCH)
+        steps = math.ceil(min(budget.train_samples or 60_000, 60_000) / BATCH_SIZE)
+        evals = math.ceil(min(budget.test_samples or 10_000, 10_000) / EVAL_BATCH_SIZE)
         if spec.eval_every:
             evals *= 1 + (steps - 1) // spec.eval_every
         fixed = found.startup_seconds + found.run_seconds + cost.compile

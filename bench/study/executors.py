@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.storage import layout, records
-from bench.storage.atomic import write_bytes
 from bench.storage.records import Placement, RecordError, RunRecord
 from bench.study.plan import RunSpec
 
@@ -219,20 +218,6 @@ class _Ledger:
 HEARTBEAT_SECONDS = 2.0
 
 
-def _resumable(folder: Path) -> dict[str, bytes]:
-    """Return the files a worker needs to keep or resume the run in `folder`."""
-    shipped: dict[str, bytes] = {}
-    try:
-        record = records.load(folder / layout.RECORD_FILE)
-    except (RecordError, OSError):
-        return shipped
-    shipped[layout.RECORD_FILE] = (folder / layout.RECORD_FILE).read_bytes()
-    checkpoint = folder / layout.checkpoint_file(len(record.epochs))
-    if record.status == "running" and checkpoint.exists():
-        shipped[checkpoint.name] = checkpoint.read_bytes()
-    return shipped
-
-
 def _train_task(spec: RunSpec, data: Any, ledger: Any, shipped: dict[str, bytes]) -> dict:
     """Train one run in a scratch folder (a Ray task); return its record and model bytes."""
     import ray
@@ -272,15 +257,11 @@ def _train_task(spec: RunSpec, data: Any, ledger: Any, shipped: dict[str, bytes]
 
 
 def _write_back(folder: Path, returned: dict) -> RunRecord:
-    """Write a task's model, then its record, atomically; drop stale checkpoints."""
+    """Write a task's model, then its record, atomically (`RunFolder.save_returned`)."""
+    from bench.training.runfolder import RunFolder
+
     record = records.from_json(returned["record"])
-    folder.mkdir(parents=True, exist_ok=True)
-    if returned["model"] is not None:
-        write_bytes(folder / layout.MODEL_FILE, returned["model"])
-    records.save(record, folder / layout.RECORD_FILE)
-    if record.status != "running":
-        for stale in folder.glob(layout.CHECKPOINT_GLOB):
-            stale.unlink(missing_ok=True)
+    RunFolder(folder).save_returned(returned["model"], record)
     return record
 
 
@@ -327,6 +308,8 @@ class RayExecutor:
 
     def _run(self, ray: Any, specs: Sequence[RunSpec], results: layout.Results,
              progress: Progress, data: Any) -> list[Outcome]:  # fmt: skip
+        from bench.training.runfolder import RunFolder
+
         resources = ray.cluster_resources()
         gpus = self.gpus_per_run
         if gpus is None:
@@ -347,7 +330,7 @@ class RayExecutor:
         pending: dict[Any, tuple[RunSpec, Path, str | None, float]] = {}
         for spec in specs:
             folder = spec.folder(results)
-            ref = task.remote(spec, data_ref, ledger, _resumable(folder))
+            ref = task.remote(spec, data_ref, ledger, RunFolder(folder).resumable())
             pending[ref] = (spec, folder, completed_before(folder), time.perf_counter())
         outcomes: dict[RunSpec, Outcome] = {}
         seen: set[str] = set()

@@ -23,7 +23,7 @@ from pathlib import Path
 import keras
 
 from bench.storage import layout, records
-from bench.storage.atomic import CORRUPT_GLOB, set_aside
+from bench.storage.atomic import CORRUPT_GLOB, set_aside, write_bytes
 from bench.storage.records import Config, RecordError, RunRecord
 from bench.training.progress import Writer
 
@@ -143,6 +143,34 @@ class RunFolder:
         self._save_model(model, self.model)
         records.save(record, self.record)
         self._drop_checkpoints()
+
+    def resumable(self) -> dict[str, bytes]:
+        """Return the files another machine needs to keep or resume this run (Ray's tasks).
+
+        The record, and the checkpoint it counts while the run is unfinished; nothing when
+        the folder holds no readable record.
+        """
+        try:
+            record = records.load(self.record)
+        except (RecordError, OSError):
+            return {}
+        shipped = {self.record.name: self.record.read_bytes()}
+        checkpoint = self.checkpoint(len(record.epochs))
+        if record.status == "running" and checkpoint.exists():
+            shipped[checkpoint.name] = checkpoint.read_bytes()
+        return shipped
+
+    def save_returned(self, model: bytes | None, record: RunRecord) -> None:
+        """Write a run trained elsewhere: its model's bytes, then its record; as `save_final`.
+
+        The checkpoints go once the run is no longer running.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        if model is not None:
+            write_bytes(self.model, model)
+        records.save(record, self.record)
+        if record.status != "running":
+            self._drop_checkpoints()
 
     def replace_with(self, rerun: RunFolder) -> None:
         """Make a finished rerun this folder's result (the old one goes only then)."""

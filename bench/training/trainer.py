@@ -37,7 +37,7 @@ import keras
 import numpy as np
 
 from archs import REGISTRY
-from bench.budgets import DEFAULT_BUDGET, Budget, get_budget
+from bench.budgets import BATCH_SIZE, DEFAULT_BUDGET, EVAL_BATCH_SIZE, Budget, get_budget
 from bench.data import Arrays, dataset_fingerprint, load_mnist, preprocess
 from bench.measurement import after_run as measure
 from bench.measurement import metrics, provenance
@@ -59,9 +59,6 @@ from bench.training.clock import EpochTimes, TrainingClock
 from bench.training.precisions import DEFAULT_PRECISION, resolve
 from bench.training.progress import LiveProgress, Writer, stderr_writer
 from bench.training.runfolder import RunFolder
-
-BATCH_SIZE = 128
-EVAL_BATCH_SIZE = 1024
 
 
 class TrainingDiverged(RuntimeError):
