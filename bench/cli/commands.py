@@ -298,6 +298,20 @@ def cmd_main(args: argparse.Namespace) -> int:
     chosen = args.seeds is not None
     grid = settings if chosen else dataclasses.replace(settings, seeds=BASELINE_SEEDS)
     plan = Plan.of(grid.request(), command=_command_line())
+    gate_mode = settings.gate
+    if args.gate is None and settings.budget != DEFAULT_BUDGET:
+        print(f"note: baselines are stored for the {DEFAULT_BUDGET} budget; gate off for "
+              f"{settings.budget} (pass --gate all to gate against your own)")  # fmt: skip
+        gate_mode = "off"
+    gate = Gate(settings.baselines or layout.default_baselines(), gate_mode,
+                regen_hint=_baseline_command(settings))  # fmt: skip
+    if gate_mode != "off":  # a missing baseline fails now, before the probe and the study
+        from bench.measurement import provenance
+        from bench.training.precisions import resolve
+
+        key = Key(plan.budget.name, plan.runs[0].backend, device_class(provenance.device()),
+                  resolve(settings.precision))  # fmt: skip
+        gate.require(key, provenance.library_versions())
     estimate, found = _estimate(plan, results)
     if not chosen:
         seeds = seeds_that_fit(estimate, BASELINE_SEEDS, settings.minutes * 60)
@@ -307,17 +321,6 @@ def cmd_main(args: argparse.Namespace) -> int:
         print(f"main: {len(seeds)} seed(s), as many of {len(BASELINE_SEEDS)} as the estimate fits "
               f"in {settings.minutes:g} minutes on this machine (--seeds or --minutes for "
               f"more)")  # fmt: skip
-    gate_mode = settings.gate
-    if args.gate is None and settings.budget != DEFAULT_BUDGET:
-        print(f"note: baselines are stored for the {DEFAULT_BUDGET} budget; gate off for "
-              f"{settings.budget} (pass --gate all to gate against your own)")  # fmt: skip
-        gate_mode = "off"
-    gate = Gate(settings.baselines or layout.default_baselines(), gate_mode,
-                regen_hint=_baseline_command(settings))  # fmt: skip
-    if gate_mode != "off":  # a missing baseline fails now, not after the study
-        key = Key(plan.budget.name, plan.runs[0].backend, device_class(found.device),
-                  found.precisions[settings.precision])  # fmt: skip
-        gate.require(key, found.versions)
     results.runs.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now
     print(f"main: {plan.describe()}; results {results.root}")
     _say_estimate(estimate, found)
