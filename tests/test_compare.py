@@ -389,3 +389,12 @@ def test_the_worktree_of_a_killed_comparison_is_removed_by_the_next(tmp_path):
         subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force",
                         str(alive / "tree")], capture_output=True, check=False)  # fmt: skip
         shutil.rmtree(alive, ignore_errors=True)
+
+
+def test_turns_alternate_abba_so_drift_hits_every_member_alike():
+    from bench.compare.interleave import abba
+
+    turns = [abba(turn, ("base", "head")) for turn in range(4)]
+    assert turns == [["base", "head"], ["head", "base"], ["base", "head"], ["head", "base"]]
+    seats = {m: [t.index(m) for t in turns] for m in ("base", "head")}
+    assert sum(seats["base"]) == sum(seats["head"])  # each first as often as second

@@ -305,7 +305,7 @@ class _Running:
 def _measure(arch_id: str, peers: tuple[str, ...], samples: int, epochs: int, limit: float,
              logs: Path, say: Any) -> list[dict[str, Any]]:  # fmt: skip
     """Run the peers of one architecture, their epochs interleaved; return their rows."""
-    from bench.compare.interleave import TimedOut
+    from bench.compare.interleave import TimedOut, abba
     from bench.compare.sides import CompareError
 
     rows: dict[str, dict[str, Any]] = {}
@@ -332,8 +332,7 @@ def _measure(arch_id: str, peers: tuple[str, ...], samples: int, epochs: int, li
             except CompareError as error:
                 fail(peer, error)
         for index in range(epochs):  # rounds in alternating order: drift hits all alike
-            order = list(running) if index % 2 == 0 else list(reversed(running))
-            for peer in order:
+            for peer in abba(index, list(running)):
                 try:
                     running[peer].worker.send(op="go")
                     running[peer].spans.append(running[peer].expect("epoch", limit)["seconds"])

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.compare.side_process import MARK
 from bench.compare.sides import CompareError, Side
@@ -224,6 +224,18 @@ class Task:
 Say = Callable[[str], None]
 
 
+T = TypeVar("T")
+
+
+def abba(turn: int, members: Sequence[T]) -> list[T]:
+    """Return who goes in which order on this turn: as given, then reversed, alternately.
+
+    ABBA (A B, B A, A B, ...): what the machine does between turns hits every member alike
+    over each pair of turns. The comparison's two sides and the peers' rounds both take turns so.
+    """
+    return list(members) if turn % 2 == 0 else list(reversed(members))
+
+
 def say_on_stderr(line: str) -> None:
     """Show a progress line on standard error (standard output keeps the table)."""
     print(line, file=sys.stderr, flush=True)
@@ -295,8 +307,7 @@ class Pair:
         total = -(-runs[0].ready["steps"] // task.block)
         started = last = time.monotonic()
         for index in range(total):
-            order = (0, 1) if index % 2 == 0 else (1, 0)  # ABBA: drift cancels in pairs
-            for which in order:
+            for which in abba(index, (0, 1)):
                 self.sides[which].send(op="go")
                 runs[which].blocks.append(self.sides[which].expect("block")["steps"])
             now = time.monotonic()
