@@ -2,8 +2,8 @@
 
 The commands are read from `.github/workflows/benchmark.yml` itself and run in a scratch clone
 on a branch whose merge base with main is not its parent, at the smoke budget instead of ci
-(the one substitution, checked to apply; 2,048 images, so that 61 timed pairs give a verdict:
-with 13, one run in CI could not tell).
+(the one substitution, checked to apply: a smaller run and a wide threshold, since at the
+smoke budget the machine's noise could leave the verdict "cannot tell", as it once did in CI).
 """
 
 import json
@@ -99,9 +99,12 @@ def test_the_pull_request_commands_pass_on_a_branch_whose_merge_base_is_not_its_
     env.pop("PYTEST_ADDOPTS", None)
     found = steps()
 
+    # What is tested is the command and its base, not the gate's power (docs/comparison.md):
+    # 64 steps a side and a wide threshold, so that the same code on both sides passes here
+    # however this shared machine's speed moves.
     smoke = (
         "--archs model_1_a,model_1_b --budget ci",
-        "--archs model_1_a --budget smoke --epochs 4",
+        "--archs model_1_a --budget smoke --epochs 4 --train-samples 2048 --threshold 50%",
     )
     run(found["compare"], clone, env, smoke)
     document = json.loads((clone / "results" / "ci" / "compare" / "comparison.json").read_text())
