@@ -148,6 +148,20 @@ class Gate:
             hint = self.regen_hint.format(budget=key.budget)
             raise BaselineError(f"{error}\nCreate it on this machine:\n  {hint}") from None
 
+    def require_here(self, budget: str, backend: str, precision: str) -> Resolved | None:
+        """Return the baseline runs on this machine will be judged by (None with the gate off).
+
+        `precision` is a policy as the user gave it (`auto` is resolved for this machine).
+        Raises BaselineError, saying how to make the baseline, when none fits.
+        """
+        if self.mode == "off":
+            return None
+        from bench.measurement import provenance
+        from bench.training.precisions import resolve as resolve_policy
+
+        key = Key.on(provenance.device(), budget, backend, resolve_policy(precision))
+        return self.require(key, provenance.library_versions())
+
     def check(self, record: RunRecord) -> list[Check]:
         """Check one run against its baseline; return (and keep) its checks.
 

@@ -285,7 +285,6 @@ def cmd_main(args: argparse.Namespace) -> int:
     from bench.budgets import DEFAULT_BUDGET
     from bench.gate import Gate
     from bench.report import document as report
-    from bench.storage.baselines import Key, device_class
     from bench.study.estimate import seeds_that_fit
     from bench.study.plan import Plan
 
@@ -305,13 +304,8 @@ def cmd_main(args: argparse.Namespace) -> int:
         gate_mode = "off"
     gate = Gate(settings.baselines or layout.default_baselines(), gate_mode,
                 regen_hint=_baseline_command(settings))  # fmt: skip
-    if gate_mode != "off":  # a missing baseline fails now, before the probe and the study
-        from bench.measurement import provenance
-        from bench.training.precisions import resolve
-
-        key = Key(plan.budget.name, plan.runs[0].backend, device_class(provenance.device()),
-                  resolve(settings.precision))  # fmt: skip
-        gate.require(key, provenance.library_versions())
+    # A missing baseline fails now, before the probe and the study.
+    gate.require_here(plan.budget.name, plan.runs[0].backend, settings.precision)
     estimate, found = _estimate(plan, results)
     if not chosen:
         seeds = seeds_that_fit(estimate, BASELINE_SEEDS, settings.minutes * 60)

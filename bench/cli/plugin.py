@@ -77,15 +77,7 @@ class BenchSession:
 
     def require_baseline(self, budget: str) -> None:
         """Fail now, before training, when the gate will have no baseline for this session."""
-        if self.gate.mode == "off":
-            return
-        from bench.measurement import provenance
-        from bench.storage.baselines import Key, device_class
-        from bench.training.precisions import resolve
-
-        key = Key(budget, self.request.backend, device_class(provenance.device()),
-                  resolve(self.request.precision))  # fmt: skip
-        self.gate.require(key, provenance.library_versions())
+        self.gate.require_here(budget, self.request.backend, self.request.precision)
 
     def regen_command(self) -> str:
         """Return the command that makes the missing baseline, with this session's options."""

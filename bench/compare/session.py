@@ -167,14 +167,14 @@ def _seed_band(options: CompareOptions, task: Task, backend: str, hello: dict[st
     """Half-width of the gate's accuracy band for this run's baseline, None if there is none."""
     from bench.budgets import get_budget
     from bench.measurement import bands
-    from bench.storage.baselines import BaselineError, Key, device_class, resolve
+    from bench.storage.baselines import BaselineError, Key, resolve
     from bench.storage.records import Device
 
     if not hello.get("device"):
         return None
     try:
         budget = get_budget(task.budget, epochs=task.epochs, train_samples=task.train_samples)
-        key = Key(budget.name, backend, device_class(Device(**hello["device"])), precision)
+        key = Key.on(Device(**hello["device"]), budget.name, backend, precision)
         found = resolve(key, hello.get("versions", {}),
                         options.baselines or layout.default_baselines())  # fmt: skip
     except (BaselineError, TypeError, ValueError):

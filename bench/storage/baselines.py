@@ -191,14 +191,15 @@ class Key:
         return self.device_class.split("-", 1)[0]
 
     @classmethod
+    def on(cls, device: Device, budget: str, backend: str, precision: str) -> Key:
+        """Return the key of runs on `device` (its class is derived here, and only here)."""
+        return cls(budget, backend, device_class(device), precision)
+
+    @classmethod
     def of(cls, record: RunRecord) -> Key:
         """Return the key a run record belongs to."""
-        return cls(
-            record.config.budget.name,
-            record.provenance.backend,
-            device_class(record.provenance.device),
-            record.config.precision,
-        )
+        return cls.on(record.provenance.device, record.config.budget.name,
+                      record.provenance.backend, record.config.precision)  # fmt: skip
 
     def __str__(self) -> str:
         return (
