@@ -20,10 +20,7 @@ def quiet(line):
 def train(plant):
     options = plants.trainer_options(plant, default_data())
     with Trainer("model_1_a", BUDGET, 0, write=quiet, **options) as trainer:
-        while trainer.epochs_left > 0:
-            trainer.train_epoch()
-            trainer.evaluate_epoch()
-        record = trainer.finish()
+        record = trainer.run_to_end()
     planted = (options.get("callbacks") or options.get("eval_callbacks") or [None])[0]
     return record, trainer.clock, planted
 

@@ -243,11 +243,9 @@ def test_epochs_after_the_first_reuse_the_traced_train_step():
         model.train_step = counting_step
         trainer.train_epoch()
         assert traced and set(traced) == {1}
-        while trainer.epochs_left > 0:
-            trainer.train_epoch()
-            trainer.evaluate_epoch()
+        record = trainer.run_to_end()
         assert set(traced) == {1}, f"retraced in epochs {sorted(set(traced) - {1})}"
-        assert trainer.finish().completed
+        assert record.completed
 
 
 def test_a_completed_run_of_the_same_configuration_is_kept_not_retrained(smoke_run):

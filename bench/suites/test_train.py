@@ -42,9 +42,7 @@ def test_train(benchmark, bench_arch, bench_seed, cnnbench, live_write):
             warmup_rounds=1 if budget.epochs > 1 else 0,
             iterations=1,
         )
-        while trainer.epochs_left > 0:  # --benchmark-disable runs the target only once
-            trainer.train_epoch()
-        record = trainer.finish()
+        record = trainer.run_to_end()  # --benchmark-disable runs the target only once
     benchmark.extra_info.update(extra_info(record, request.plant) | {"record": str(folder)})
     cnnbench.runs.append(record)
     if not record.completed:

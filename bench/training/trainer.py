@@ -472,6 +472,17 @@ class Trainer:
         if self.folder is not None and epoch < self.budget.epochs:
             self.folder.save_epoch(model, self.record)
 
+    def run_to_end(self) -> RunRecord:
+        """Train and evaluate every epoch left, then `finish`: one run's loop, written once.
+
+        The side process of a comparison keeps its own loop (it must drive older trainers,
+        which lack this method, and brackets each epoch with the head's clock).
+        """
+        while self.epochs_left > 0:
+            self.train_epoch()
+            self.evaluate_epoch()
+        return self.finish()
+
     def finish(self) -> RunRecord:
         """Evaluate the final model, measure, write the record and model; return the record."""
         self.evaluate_epoch()
@@ -522,10 +533,7 @@ def train_run(
             trainer.write(f"{trainer.label} kept {trainer.folder.record}: already completed")
             return kept
     with trainer:
-        while trainer.epochs_left > 0:
-            trainer.train_epoch()
-            trainer.evaluate_epoch()
-        record = trainer.finish()
+        record = trainer.run_to_end()
     if record.status == "diverged" and raise_on_divergence:
         raise TrainingDiverged(f"{trainer.label} diverged: {record.divergence}")
     return record
