@@ -149,8 +149,10 @@ def test_bad_ends_are_refused_with_what_to_do(chain, tmp_path):
 @pytest.mark.timed
 @pytest.mark.real_data
 def test_bisect_names_the_planted_commit_among_four_comparing_for_real(tmp_path):
-    # Four commits, not more: each comparison costs ~27 s here, mostly two processes' start;
-    # where the search goes among more commits is the stand-in tests' job (above).
+    """Four commits, not more: each comparison costs ~27 s here, mostly two processes' start.
+
+    Where the search goes among more commits is the stand-in tests' job (above).
+    """
     repo = tmp_path / "scratch"
     good = harness_repo(repo)
     commits = [commit(repo, f"change {k}", planted_seconds=0.02 if k == 3 else None)

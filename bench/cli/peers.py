@@ -31,9 +31,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from bench.compare.interleave import Worker
 
 PEERS = (
     "notebook",
@@ -280,26 +283,16 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-class _Running:
-    """One peer's process, and the seconds it has spent working (against its limit)."""
+def _start(peer: str, arch_id: str, samples: int, epochs: int, logs: Path) -> Worker:
+    """Start one peer's process: the comparison's `Worker`, speaking its protocol."""
+    from bench.compare.interleave import Worker
 
-    def __init__(self, peer: str, arch_id: str, samples: int, epochs: int, logs: Path) -> None:
-        from bench.compare.interleave import Worker
-
-        env = {**os.environ, "KERAS_BACKEND": _BACKEND.get(peer, "tensorflow"),
-               "TF_CPP_MIN_LOG_LEVEL": "3"}  # fmt: skip
-        code = ("import sys; from bench.cli.peers import serve; "
-                f"serve({peer!r}, {arch_id!r}, {samples}, {epochs})")  # fmt: skip
-        self.peer, self.spent, self.spans = peer, 0.0, []
-        self.worker = Worker(f"peer {peer}", [sys.executable, "-c", code], Path.cwd(), env,
-                             logs / f"{arch_id}-{peer}.log", fields=PEER_FIELDS)  # fmt: skip
-
-    def expect(self, event: str, limit: float) -> dict[str, Any]:
-        started = time.monotonic()
-        try:
-            return self.worker.expect(event, timeout=max(limit - self.spent, 0.0))
-        finally:
-            self.spent += time.monotonic() - started
+    env = {**os.environ, "KERAS_BACKEND": _BACKEND.get(peer, "tensorflow"),
+           "TF_CPP_MIN_LOG_LEVEL": "3"}  # fmt: skip
+    code = ("import sys; from bench.cli.peers import serve; "
+            f"serve({peer!r}, {arch_id!r}, {samples}, {epochs})")  # fmt: skip
+    return Worker(f"peer {peer}", [sys.executable, "-c", code], Path.cwd(), env,
+                  logs / f"{arch_id}-{peer}.log", fields=PEER_FIELDS)  # fmt: skip
 
 
 def _measure(arch_id: str, peers: tuple[str, ...], samples: int, epochs: int, limit: float,
@@ -309,52 +302,58 @@ def _measure(arch_id: str, peers: tuple[str, ...], samples: int, epochs: int, li
     from bench.compare.sides import CompareError
 
     rows: dict[str, dict[str, Any]] = {}
-    running: dict[str, _Running] = {}
+    running: dict[str, Worker] = {}
+    spans: dict[str, list[float]] = {}  # peer -> the seconds of each epoch it trained
     for peer in peers:
         reason = available(peer)
         if reason:
             rows[peer] = {"peer": peer, "arch": arch_id, "error": reason, "skipped": True}
         else:
-            running[peer] = _Running(peer, arch_id, samples, epochs, logs)
+            running[peer], spans[peer] = _start(peer, arch_id, samples, epochs, logs), []
+
+    def expect(peer: str, event: str) -> dict[str, Any]:
+        """Return the peer's next message, waiting only what is left of its `limit`."""
+        worker = running[peer]
+        return worker.expect(event, timeout=max(limit - worker.waited, 0.0))
 
     def fail(peer: str, error: Exception) -> None:
         timed_out = isinstance(error, TimedOut)
         text = (f"timed out: over its limit of {limit:.0f} s (--peer-limit)" if timed_out
                 else str(error).strip()[-500:])  # fmt: skip
         rows[peer] = {"peer": peer, "arch": arch_id, "error": text, "timed_out": timed_out}
-        running.pop(peer).worker.close()
+        running.pop(peer).close()
 
     started = time.monotonic()
     try:
         for peer in list(running):  # all start at once; their start-up is not timed
             try:
-                running[peer].expect("ready", limit)
+                expect(peer, "ready")
             except CompareError as error:
                 fail(peer, error)
         for index in range(epochs):  # rounds in alternating order: drift hits all alike
             for peer in abba(index, list(running)):
                 try:
-                    running[peer].worker.send(op="go")
-                    running[peer].spans.append(running[peer].expect("epoch", limit)["seconds"])
+                    running[peer].send(op="go")
+                    spans[peer].append(expect(peer, "epoch")["seconds"])
                 except CompareError as error:
                     fail(peer, error)
-            speeds = ", ".join(f"{p} {samples / r.spans[-1]:.0f}" for p, r in running.items())
+            speeds = ", ".join(f"{p} {samples / spans[p][-1]:.0f}" for p in running)
             say(f"peers {arch_id}: epoch {index + 1}/{epochs} (first untimed) samples/s: "
                 f"{speeds or 'none running'}; {time.monotonic() - started:.0f} s")  # fmt: skip
-        for peer, run in list(running.items()):
+        for peer, worker in list(running.items()):
             try:
-                run.worker.send(op="result")
-                result = run.expect("result", limit)
+                worker.send(op="result")
+                result = expect(peer, "result")
             except CompareError as error:
                 fail(peer, error)
                 continue
             result.pop("event")
             rows[peer] = {"peer": peer, "arch": arch_id, **result,
-                          "samples_per_second": samples / float(np.median(run.spans[1:])),
-                          "epoch_seconds": run.spans}  # fmt: skip
+                          "samples_per_second": samples / float(np.median(spans[peer][1:])),
+                          "epoch_seconds": spans[peer]}  # fmt: skip
     finally:
-        for run in running.values():
-            run.worker.close()
+        for worker in running.values():
+            worker.close()
     return [rows[peer] for peer in peers]
 
 

@@ -96,6 +96,8 @@ class Worker:
         self._selector.register(self.process.stdout, selectors.EVENT_READ)
         self.waiting = False
         """Whether the process waits for `go` in the middle of a run."""
+        self.waited = 0.0
+        """Seconds spent in `expect` so far: the work it was waited for (a peer's limit)."""
 
     def send(self, **command: Any) -> None:
         """Write one command."""
@@ -121,6 +123,13 @@ class Worker:
         Raises TimedOut (after killing the process) when nothing comes in `timeout` seconds,
         WorkerError when the process reports an error, CompareError when it has died.
         """
+        started = time.monotonic()
+        try:
+            return self._next(event, timeout)
+        finally:
+            self.waited += time.monotonic() - started
+
+    def _next(self, event: str, timeout: float) -> dict[str, Any]:
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout
         while True:
