@@ -69,7 +69,8 @@ def _children(pid):
 @pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
 def test_a_killed_study_driver_takes_its_worker_with_it(tmp_path):
     driver = subprocess.Popen([sys.executable, "-m", "bench", "study", "--budget", "smoke",
-                               "--archs", "model_1_a", "--seeds", "0", "--out", str(tmp_path)],
+                               "--archs", "model_1_a", "--seeds", "0", "--no-estimate",
+                               "--out", str(tmp_path)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 300
     workers = []

@@ -172,9 +172,11 @@ def test_the_local_executor_runs_the_grid_one_at_a_time_and_keeps_completed_runs
     assert "[study] 4/4 done (0 kept), 0 running, 0 failed" in done.stdout
     assert (out / "report" / "report.md").is_file()
 
-    again = study(out, "--budget", "smoke", "--archs", "model_1_a", "--seeds", "1")
+    again = study(out, "--budget", "smoke", "--archs", "model_1_a", "--seeds", "1",
+                  "--no-estimate")  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]
     assert "[study] 1/1 done (1 kept)" in again.stdout
+    assert "estimate:" not in again.stdout  # no probe ran
     assert {k: r.provenance.started_at for k, r in finals(out).items()} == {
         k: r.provenance.started_at for k, r in runs.items()
     }
@@ -190,7 +192,8 @@ def test_a_failed_run_is_reported_with_its_error_and_the_others_complete(tmp_pat
     variant = layout.variant(requested(), resolve("auto"))
     records.save(blocker, layout.Results(out).run_dir("smoke", "model_1_b", 0, variant)
                  / "record.json")  # fmt: skip
-    done = study(out, "--budget", "smoke", "--archs", "model_1_a,model_1_b", "--seeds", "0")
+    done = study(out, "--budget", "smoke", "--archs", "model_1_a,model_1_b", "--seeds", "0",
+                 "--no-estimate")  # fmt: skip
     assert done.returncode == 1
     assert re.search(r"model_1_b +0 .* failed .*another configuration", done.stdout)
     assert finals(out)[("model_1_a", 0)].completed

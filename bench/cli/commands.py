@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_options(study.add_argument, (*TRAINING, "precisions", "out", "executor", "address",
                                      "cpus-per-run", "gpus-per-run", "retries", "baseline",
-                                     "baselines"))  # fmt: skip
+                                     "baselines", "no-estimate"))  # fmt: skip
     main = commands.add_parser(
         "main", help="the main job: a local study of all six (about 15 minutes), gate, report"
     )
@@ -244,7 +244,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         print(f"study: {plan.describe()}; executor {settings.executor}; results "
               f"{results.root}")  # fmt: skip
         estimate = None
-        if settings.executor == "local":
+        if settings.executor == "local" and not settings.no_estimate:
             estimate, found = _estimate(plan, results)
             _say_estimate(estimate, found)
         outcomes = _study(settings, plan, executor, estimate)

@@ -214,6 +214,9 @@ OPTIONS: dict[str, Option] = {
                type=non_negative),
         Option("baseline", "also write the study's completed runs as their measured baseline",
                flag=True),
+        Option("no-estimate", "study: start at once, without the probe that estimates the "
+               "runs' time here (13 s for one architecture on 2 cores); the time left is then "
+               "the finished runs' mean", flag=True),
         Option("minutes", "the main job picks as many seeds (of 0-4) as its estimate fits in "
                "this many minutes, when --seeds is not given (default 15)", 15.0, type=minutes),
         Option("base", "compare: the base, a git ref of this repository (a branch, tag or "
@@ -298,6 +301,7 @@ class Settings:
     gpus_per_run: int | None
     retries: int
     baseline: bool
+    no_estimate: bool
     minutes: float
     base: str | None
     head: str | None
