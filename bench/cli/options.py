@@ -66,17 +66,14 @@ def archs(text: str) -> list[str]:
 def seeds(text: str) -> list[int]:
     """Parse comma-separated seeds: integers in [0, 2**32 - 1]."""
     try:
-        values = [int(part) for part in _split(text)]
+        values: list[int] | None = [int(part) for part in _split(text)]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"seeds are comma-separated non-negative integers, got {text!r}"
-        ) from None
-    bad = [s for s in values if not 0 <= s <= MAX_SEED]
-    if not values or bad:
-        raise argparse.ArgumentTypeError(
-            f"a seed is an integer from 0 to {MAX_SEED} (2**32 - 1), got {text!r}"
-        )
-    return values
+        values = None
+    if values and all(0 <= s <= MAX_SEED for s in values):
+        return values
+    what = ("seeds are comma-separated non-negative integers" if values is None
+            else f"a seed is an integer from 0 to {MAX_SEED} (2**32 - 1)")  # fmt: skip
+    raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
 
 
 def precisions(text: str) -> list[str]:
