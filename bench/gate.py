@@ -159,7 +159,8 @@ class Gate:
         from bench.measurement import provenance
         from bench.training.precisions import resolve as resolve_policy
 
-        key = Key.on(provenance.device(), budget, backend, resolve_policy(precision))
+        device = provenance.device()
+        key = Key.on(device, budget, backend, resolve_policy(precision, device.kind))
         return self.require(key, provenance.library_versions())
 
     def check(self, record: RunRecord) -> list[Check]:

@@ -212,8 +212,7 @@ OPTIONS: dict[str, Option] = {
         Option("baseline", "also write the study's completed runs as their measured baseline",
                flag=True),
         Option("no-estimate", "study: start at once, without the probe that estimates the "
-               "runs' time here (13 s for one architecture on 2 cores); the time left is then "
-               "the finished runs' mean", flag=True),
+               "runs' time here; the time left is then the finished runs' mean", flag=True),
         Option("minutes", "the main job picks as many seeds (of 0-4) as its estimate fits in "
                "this many minutes, when --seeds is not given (default 15)", 15.0, type=minutes),
         Option("base", "compare: the base, a git ref of this repository (a branch, tag or "
