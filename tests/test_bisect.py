@@ -155,10 +155,12 @@ def test_bisect_names_the_planted_commit_among_four_comparing_for_real(tmp_path)
     """
     repo = tmp_path / "scratch"
     good = harness_repo(repo)
-    commits = [commit(repo, f"change {k}", planted_seconds=0.02 if k == 3 else None)
+    commits = [commit(repo, f"change {k}", planted_fraction=1.0 if k == 3 else None)
                for k in range(1, 5)]  # fmt: skip
-    # The plant is +60-70% a step; 64 steps a side and a threshold of 50% keep the machine's
-    # noise (an honest commit once came out +5.6% at 13 steps) from deciding a step.
+    # The plant doubles each step (+100% on any machine: a fixed 20 ms sleep was +60-70% on
+    # an AVX512_BF16 machine but +16% on the AVX2-only kind, which a 50% threshold passes);
+    # 64 steps a side and that threshold keep the machine's noise (an honest commit once came
+    # out +5.6% at 13 steps) from deciding a step.
     done = subprocess.run(
         [sys.executable, "-m", "bench", "bisect", "--good", good, "--bad", "HEAD", "--archs",
          "model_1_a", "--budget", "smoke", "--epochs", "4", "--train-samples", "2048",
