@@ -48,8 +48,7 @@ lock() {
   "$PY" -m venv "$tmp/venv"
   "$tmp/venv/bin/python" -m pip install --quiet --upgrade pip
   "$tmp/venv/bin/python" -m pip install --quiet "torch==2.13.0"  # the CPU build (see setup)
-  # pytest 9.2 breaks pytest-xdist 3.8's --dist loadgroup (pytest-xdist#1386; ./run.sh test
-  # relies on it, tests/test_distribution.py checks): held below until a fixed xdist is out.
+  # pytest held below 9.2 until a pytest-xdist that groups tests under it is out (docs/code.md).
   "$tmp/venv/bin/python" -m pip install --quiet -e ".[backends,dev,cluster]" "pytest<9.2"
   "$tmp/venv/bin/python" -m pip install --quiet --no-deps apache-otava  # as setup does
   {

@@ -3,8 +3,7 @@
 `tests/conftest.py` marks every test that uses a module-scoped fixture of ours with its
 module's `xdist_group`, so that under `--dist loadgroup` one worker runs them all and builds
 the fixture (a study, a baseline trained for real: up to 40 s) once. pytest 9.2 broke that
-silently (pytest-xdist#1386: xdist 3.8 writes the group into a node id pytest no longer
-reads), which is why constraints.txt holds pytest at 9.1.1; this test fails if a new pin
+silently (why pytest is held below it: docs/code.md, Tests); this test fails on a pin that
 breaks it again.
 """
 
@@ -47,8 +46,7 @@ def test_a_module_fixture_is_built_once_by_the_one_worker_running_its_tests(pyte
     (pytester.path / "tests" / "test_shared.py").write_text(SHARED)
     builds = pytester.path / "builds.txt"
     monkeypatch.setenv("BUILDS", str(builds))
-    result = pytester.runpytest_subprocess("tests", "-p", "xdist", "-n", "2",
-                                           "--dist", "loadgroup")  # fmt: skip
+    result = pytester.runpytest_subprocess("tests", "-n", "2", "--dist", "loadgroup")
     result.assert_outcomes(passed=12)
     assert builds.read_text().split() in (["gw0"], ["gw1"]), (
         f"the module fixture was built by {builds.read_text().split()}: the xdist groups of "
