@@ -76,6 +76,8 @@ BUDGETS: dict[str, Budget] = {
 DEFAULT_BUDGET = "ci"
 BATCH_SIZE = 128
 """The notebook's training batch: every budget keeps it."""
+LEARNING_RATE = 0.001
+"""The notebook's: Adam with Keras' default learning rate (every budget keeps it)."""
 EVAL_BATCH_SIZE = 1024
 """The evaluation batch (any size gives the same metrics; this one is fast on CPU)."""
 BASELINE_SEEDS = (0, 1, 2, 3, 4)

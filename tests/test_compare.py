@@ -103,22 +103,19 @@ HISTORY = [[0.5, 0.8, 0.4, 0.85], [0.3, 0.9, 0.3, 0.9]]
 
 
 def test_identical_histories_are_identical():
-    result = verdict.numerics(HISTORY, [list(e) for e in HISTORY], [0.3, 0.9], [0.3, 0.9], 0.01)
+    result = verdict.numerics(HISTORY, [list(e) for e in HISTORY], [0.3, 0.9], [0.3, 0.9])
     assert result.identical and result.describe() == "identical"
+    arch = verdict.ArchResult("model_1_a", None, result)
+    assert arch.accuracy_cell() == "identical histories: same accuracy"
 
 
-def test_parting_histories_name_the_epoch_and_the_band():
+def test_parting_histories_name_the_epoch_and_judge_nothing_from_one_seed():
     head = [HISTORY[0], [0.31, 0.9, 0.3, 0.9]]
-    inside = verdict.numerics(HISTORY, head, [0.3, 0.9], [0.3, 0.895], 0.01)
-    assert not inside.identical and inside.parted_at == 2 and inside.outside_band is False
-    assert "part at epoch 2" in inside.describe() and "inside the seed band" in inside.describe()
-    outside = verdict.numerics(HISTORY, head, [0.3, 0.9], [0.3, 0.85], 0.01)
-    assert outside.outside_band and "OUTSIDE" in outside.describe()
-    assert outside.describe().endswith("less accurate)")
-    better = verdict.numerics(HISTORY, head, [0.3, 0.9], [0.3, 0.95], 0.01)
-    assert better.describe().endswith("OUTSIDE the seed band ±0.0100: more accurate)")
-    unknown = verdict.numerics(HISTORY, head, [0.3, 0.9], [0.3, 0.85], None)
-    assert unknown.outside_band is None and "no stored baseline" in unknown.describe()
+    parted = verdict.numerics(HISTORY, head, [0.3, 0.9], [0.3, 0.85])
+    assert not parted.identical and parted.parted_at == 2
+    assert parted.describe() == "part at epoch 2" and parted.difference == pytest.approx(-0.05)
+    unfinished = verdict.numerics(HISTORY, head[:1], [0.3, 0.9], None)
+    assert unfinished.parted_at == 2 and "did not finish" in unfinished.describe()
 
 
 def test_exit_codes_follow_the_gate():
@@ -147,6 +144,35 @@ def test_exit_codes_follow_the_gate():
     assert verdict.exit_code([improved], fail_on_improvement=True) == 1
     assert verdict.exit_code([improved, result("slower")]) == 1
     assert "FASTER (step)" in verdict.table([improved])
+
+
+def test_the_accuracy_verdict_joins_the_exit_code():
+    from bench.compare import accuracy
+
+    def arch(base, head, **extra):
+        speed = verdict.Speed(0.03, 0.03, 1.0, 0.99, 1.01, 10, 0.1, "ok")
+        total = verdict.Total("training", 3.0, 3.0, 1.0, 0.99, 1.01, 99, 0.1, "ok")
+        judged = accuracy.judge(base, head) if base else None
+        return verdict.ArchResult("model_1_a", speed, None, training=total,
+                                  evaluation=total, accuracy=judged, **extra)  # fmt: skip
+
+    base = [[0.20, 0.950], [0.21, 0.948], [0.19, 0.952], [0.20, 0.949], [0.20, 0.951]]
+    same = [[b[0] * (1 + d), b[1] + a] for b, d, a in
+            zip(base, (0.01, -0.01, 0.0, 0.005, -0.004), (0.0005, -0.0004, 0.0, 0.0002, -0.0003),
+                strict=True)]  # fmt: skip
+    worse = [[b[0] * 1.2, b[1] - 0.012 + a / 10_000] for b, a in zip(base, range(5), strict=True)]
+    assert arch(base, same).status == "ok" and verdict.exit_code([arch(base, same)]) == 0
+    failing = arch(base, worse)
+    assert failing.status == "regression" and verdict.exit_code([failing]) == 1
+    assert failing.failed == ["test accuracy", "test loss"]
+    assert "REGRESSION (test accuracy, test loss)" in verdict.table([failing])
+    better = arch(worse, base)
+    assert better.status == "improvement" and "BETTER (test accuracy, test loss)" in \
+        verdict.table([better])  # fmt: skip
+    unjudged = arch(None, None, accuracy_error="histories parted; no accuracy verdict")
+    assert unjudged.status == "cannot compare" and verdict.exit_code([unjudged]) == 2
+    diverged = arch(None, None, accuracy_error="the head diverged", diverged=(3,))
+    assert diverged.status == "regression" and diverged.failed == ["diverged"]
 
 
 def test_thresholds_and_plants_are_checked_when_parsed():

@@ -1,9 +1,10 @@
 """Planted slowdowns: each lands where it says, the training clock sees all of it, and none
-changes what the model learns."""
+changes what the model learns. Planted changes of numerics: each changes it, as it says."""
 
+import numpy as np
 import pytest
 
-from bench.budgets import Budget
+from bench.budgets import LEARNING_RATE, Budget
 from bench.training import plants
 from bench.training.trainer import Trainer, default_data
 
@@ -61,7 +62,39 @@ def test_a_slower_evaluation_is_on_the_evaluation_clock_only(honest):
 
 
 @pytest.mark.parametrize("name", ["slow-step:0", "stall:11", "between-steps:inf",
-                                  "slow-eval:nan", "stall:x", "lr0:0.1", "fast-step"])  # fmt: skip
+                                  "slow-eval:nan", "stall:x", "lr0:0.1", "fast-step",
+                                  "slow-step:0.1_0", "lr-scale:\u0661", "wrong-labels:1.5",
+                                  "jitter:0.5", "lr-scale:-0.8", "wrong-labels:"])  # fmt: skip
 def test_a_plant_out_of_bounds_is_refused_saying_the_bounds(name):
     with pytest.raises(ValueError, match=r"unknown plant .*\(0, 10\]"):
         plants.check(name)
+
+
+def test_numeric_plants_are_sized_and_said_to_change_numbers():
+    assert plants.fraction_of("lr-scale:0.72") == 0.72 and plants.fraction_of("jitter") == 1e-4
+    assert plants.is_numeric("wrong-labels:0.03") and plants.is_numeric("lr0")
+    assert not plants.is_numeric("slow-step:0.1") and not plants.is_numeric("none")
+    assert plants.trainer_options("lr-scale:0.5", "d")["learning_rate"] == LEARNING_RATE / 2
+
+
+def test_wrong_labels_are_wrong_fixed_and_sized():
+    x = np.zeros((1000, 28, 28), np.uint8)
+    y = np.arange(1000) % 10
+    test = (x[:10], y[:10])
+    (x2, labels), kept = plants.wrong_labels(((x, y), test), 0.05)
+    changed = labels != y
+    assert changed.sum() == 50 and kept is test and x2 is x  # 5%, every one another class
+    assert ((labels >= 0) & (labels < 10)).all()
+    again = plants.wrong_labels(((x, y), test), 0.05)[0][1]
+    assert (again == labels).all()  # the same images and labels every run
+    assert (y == np.arange(1000) % 10).all()  # the given arrays untouched
+
+
+@pytest.mark.parametrize("plant", ["jitter:0.0001", "lr-scale:0.8", "wrong-labels:0.1"])
+def test_a_numeric_plant_changes_the_history_and_says_so(plant, honest):
+    record, _, _ = train(plant)
+    assert record.config.plant == plant and record.status == "completed"
+    assert history(record)[0] != history(honest)[0]  # from the first epoch on
+    if plant.startswith("jitter"):  # the recipe is the honest one's
+        assert record.config.learning_rate == honest.config.learning_rate
+        assert abs(record.final.test_accuracy - honest.final.test_accuracy) < 0.1

@@ -10,12 +10,15 @@ several words (`--seeds 0 1 2`). Keras-free: `--help` imports no backend.
 from __future__ import annotations
 
 import argparse
+import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.budgets import BUDGETS, DEFAULT_BUDGET
+from bench.compare import accuracy as verdict_accuracy
 from bench.storage.layout import DEFAULT_RESULTS
 from bench.storage.records import EXECUTORS, MAX_SEED
 from bench.vocabulary import (
@@ -106,6 +109,32 @@ def fraction(text: str) -> float:
     return value
 
 
+def points(text: str) -> float:
+    """Parse accuracy points in (0, 100], as a fraction: 1 or 1pt is 0.01."""
+    number = text[:-2] if text.endswith("pt") else text
+    try:
+        value = float(number) if re.fullmatch(r"[0-9]+(\.[0-9]*)?|\.[0-9]+", number) else math.nan
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(
+            f"expected accuracy points in (0, 100] like 1 or 0.5, got {text!r}"
+        )
+    return value / 100
+
+
+def accuracy_seeds(text: str) -> int:
+    """Parse the accuracy verdict's seeds a side: 0 (no verdict) or at least its minimum."""
+    value = _integer(text, 0, "an integer >= 0")
+    if 0 < value < verdict_accuracy.MIN_SEEDS:
+        raise argparse.ArgumentTypeError(
+            f"the accuracy verdict needs at least {verdict_accuracy.MIN_SEEDS} seeds a side "
+            "(or 0 for none), "
+            f"got {value}"
+        )
+    return value
+
+
 def minutes(text: str) -> float:
     """Parse a positive number of minutes."""
     try:
@@ -192,7 +221,10 @@ OPTIONS: dict[str, Option] = {
         Option("allow-fewer-seeds", "let a regenerated baseline replace entries measured "
                "over more seeds", flag=True),
         Option("plant", "plant a regression to prove the gate fails on it: none, lr0, "
-               "shuffled-labels, or a slowdown of one shape by the fraction F (0 < F <= 10): "
+               "shuffled-labels; a change of what the model learns: lr-scale:F (Adam's "
+               "learning rate times F), wrong-labels:F (that fraction of the training labels "
+               "wrong), jitter:F (the honest control: initial weights moved by F of their "
+               "spread); or a slowdown of one shape by the fraction F (0 < F <= 10): "
                "slow-step:F (each step's own work), between-steps:F (work before each "
                "batch), stall:F (once per epoch), slow-eval:F (each evaluation); `compare` "
                "plants it in the head", "none", type=plant),
@@ -233,6 +265,19 @@ OPTIONS: dict[str, Option] = {
                flag=True),
         Option("block", "compare: steps each side trains before the other takes its turn "
                "(default 1: the closest pairs, the narrowest intervals)", 1, type=positive),
+        Option("accuracy-seeds", "compare: seeds a side for the accuracy verdict when the "
+               "histories part, the compared seed and the next ones (default "
+               f"{verdict_accuracy.DEFAULT_SEEDS}; 0: no verdict, and the comparison cannot "
+               "pass a change of numerics)", verdict_accuracy.DEFAULT_SEEDS,
+               type=accuracy_seeds),
+        Option("accuracy-threshold", "compare: the drop of test accuracy, in points, the "
+               "accuracy verdict must catch (default "
+               f"{verdict_accuracy.ACCURACY_THRESHOLD * 100:g}): fails when a significant drop "
+               "exceeds half of it", verdict_accuracy.ACCURACY_THRESHOLD, type=points),
+        Option("loss-threshold", "compare: the rise of test loss the accuracy verdict must "
+               f"catch (default {verdict_accuracy.LOSS_THRESHOLD * 100:g}%%): fails when a "
+               "significant rise exceeds half of it", verdict_accuracy.LOSS_THRESHOLD,
+               type=fraction),
     )
 }  # fmt: skip
 
@@ -240,7 +285,8 @@ TRAINING = ("archs", "budget", "seeds", "epochs", "train-samples", "eval-every",
             "precision", "data")  # fmt: skip
 """The options that say which runs to train and how."""
 
-COMPARISON = ("plant", "base", "head", "base-python", "threshold", "fail-on-improvement", "block")
+COMPARISON = ("plant", "base", "head", "base-python", "threshold", "fail-on-improvement", "block",
+              "accuracy-seeds", "accuracy-threshold", "loss-threshold")  # fmt: skip
 """The options of a paired comparison (`python -m bench compare`, `pytest bench`)."""
 
 
@@ -305,6 +351,9 @@ class Settings:
     threshold: float
     fail_on_improvement: bool
     block: int
+    accuracy_seeds: int
+    accuracy_threshold: float
+    loss_threshold: float
     good: str | None
     bad: str | None
 
@@ -363,7 +412,8 @@ class Settings:
 
         return CompareOptions(self.base, self.head, self.base_python, self.threshold,
                               self.block, self.fail_on_improvement, self.out,
-                              self.baselines)  # fmt: skip
+                              self.accuracy_seeds, self.accuracy_threshold,
+                              self.loss_threshold)  # fmt: skip
 
     def pytest_args(self, names: Sequence[str]) -> list[str]:
         """Return these settings as `--cnnbench-*` arguments (for the main job's pytest run)."""

@@ -40,6 +40,9 @@ FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "done": {"status": str, "epochs": list, "final": (list, type(None)),
              "train_seconds": list, "eval_seconds": list},
     "evaluated": {"seconds": (int, float)},
+    "full-test": {"full": (list, type(None))},
+    "trained": {"seed": int, "status": str, "epochs": list, "final": (list, type(None)),
+                "full": (list, type(None))},
     "error": {"message": str},
 }  # fmt: skip
 """What each message of the protocol must carry, and of which type: a side is another program
@@ -69,6 +72,14 @@ class SideRun:
     done: dict[str, Any] = field(default_factory=dict)
     evaluations: list[float] = field(default_factory=list)
     """The seconds of each extra evaluation after training (`Task.eval_repeats`)."""
+    full: list[float] | None = None
+    """[loss, accuracy] on the whole test split, asked only when the two histories part."""
+
+
+def parted(base: SideRun, head: SideRun) -> bool:
+    """Whether the two sides' histories or final metrics differ (numerics changed)."""
+    return (base.done.get("epochs") != head.done.get("epochs")
+            or base.done.get("final") != head.done.get("final"))  # fmt: skip
 
 
 class Worker:
@@ -330,10 +341,28 @@ class Pair:
             for which in (0, 1) if index % 2 == 0 else (1, 0):
                 self.sides[which].send(op="evaluate")
                 runs[which].evaluations.append(self.sides[which].expect("evaluated")["seconds"])
+        if parted(*runs):  # the accuracy verdict's first pair (`bench.compare.accuracy`)
+            for process, run in zip(self.sides, runs, strict=True):
+                process.send(op="full-test")
+                run.full = process.expect("full-test")["full"]
         for process in self.sides:
             process.send(op="end")
             process.expect("ended")
         return runs
+
+    def train(self, task: Task, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Train one more seed of `task` on each side, whole and untimed; return what each said.
+
+        The accuracy verdict's extra seeds: one side after the other (both at once would only
+        share the same cores). WorkerError when a side cannot.
+        """
+        answers = []
+        for process, plant in zip(self.sides, ("none", self.head_plant), strict=True):
+            command = task.command(plant) | {"op": "train", "seed": seed}
+            command.pop("block")
+            process.send(**command)
+            answers.append(process.expect("trained"))
+        return answers[0], answers[1]
 
 
 def _progress(arch: str, done: int, total: int, runs: Sequence[SideRun], elapsed: float) -> str:

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.compare import verdict
-from bench.compare.interleave import Pair, Say, Task, WorkerError, say_on_stderr
+from bench.compare import accuracy, verdict
+from bench.compare.interleave import Pair, Say, SideRun, Task, WorkerError, say_on_stderr
 from bench.compare.sides import Side, prepared
 from bench.storage import layout
 from bench.storage.atomic import write_json
@@ -34,7 +34,11 @@ METHOD = ("paired blocks, ABBA order, every duration read by the training clock 
           "Each: regression when the interval lies above 1 and the estimate above 1 + "
           "threshold/2, else pass when the interval lies below "
           "1 + threshold, else cannot tell; the comparison regresses when any verdict "
-          "does")  # fmt: skip
+          "does. Accuracy: identical histories are the verdict; when they part, the same "
+          "seeds on both sides (the compared one and the next), each run's test accuracy and "
+          "loss on all 10,000 test images, the mean paired change with Student's 95% "
+          "interval, the same rule on the harm against its threshold "
+          "(bench.compare.accuracy)")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,11 @@ class CompareOptions:
     block: int = 1
     fail_on_improvement: bool = False
     out: Path = layout.DEFAULT_RESULTS
-    baselines: Path | None = None
-    """For the seed band of the numerics column (None: the packaged baselines)."""
+    accuracy_seeds: int = accuracy.DEFAULT_SEEDS
+    """Seeds a side for the accuracy verdict when the histories part (0: no verdict; the
+    table then says the histories parted and nothing more, and the comparison cannot pass)."""
+    accuracy_threshold: float = accuracy.ACCURACY_THRESHOLD
+    loss_threshold: float = accuracy.LOSS_THRESHOLD
 
 
 @dataclass
@@ -69,6 +76,17 @@ class Comparison:
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)
     hello: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    accuracy_seeds: int = accuracy.DEFAULT_SEEDS
+    accuracy_threshold: float = accuracy.ACCURACY_THRESHOLD
+    loss_threshold: float = accuracy.LOSS_THRESHOLD
+
+    @property
+    def accuracy_rule(self) -> str:
+        """The accuracy verdict's thresholds in words."""
+        points = self.accuracy_threshold * 100
+        return (f"accuracy threshold {points:g} point{'' if points == 1 else 's'}, loss "
+                f"{self.loss_threshold:.0%}, {self.accuracy_seeds} seeds a side when the "
+                "histories part")  # fmt: skip
 
     @property
     def exit_code(self) -> int:
@@ -88,28 +106,34 @@ class Comparison:
             f"head: {self.head.label}"
             + (f" with planted {self.plant}" if self.plant != "none" else ""),
             f"{budget}, seed {task.seed}, {self.backend}, precision {task.precision}, blocks of "
-            f"{task.block} steps, threshold {self.threshold:.0%} ({self.seconds:.0f} s)",
+            f"{task.block} steps, threshold {self.threshold:.0%}; {self.accuracy_rule} "
+            f"({self.seconds:.0f} s)",
             verdict.table(self.results),
         ]
         if regressions:
             which = "; ".join(f"{r.arch} ({', '.join(r.failed)})" for r in self.results
                               if r.status == "regression")  # fmt: skip
-            lines.append(f"REGRESSION: significantly slower, by more than "
-                         f"{self.threshold / 2:.0%}: {which}")  # fmt: skip
+            lines.append(f"REGRESSION: significantly slower by more than "
+                         f"{self.threshold / 2:.0%}, or learns significantly worse by more than "
+                         f"half its threshold: {which}")  # fmt: skip
         if unclear:
+            said = "; ".join(
+                f"{r.arch}: {r.accuracy.describe() if r.accuracy else r.accuracy_error}"
+                for r in self.results if r.accuracy_unclear)  # fmt: skip
             lines.append(
-                f"CANNOT COMPARE: {', '.join(unclear)} (an error, or too noisy "
-                f"to rule out a {self.threshold:.0%} slowdown: train more steps)"
+                f"CANNOT COMPARE: {', '.join(unclear)} (an error, too noisy "
+                f"to rule out a {self.threshold:.0%} slowdown: train more steps, or an accuracy "
+                f"verdict that cannot tell: more seeds{'; ' + said if said else ''})"
             )
         if faster:
             which = "; ".join(f"{r.arch} ({', '.join(r.improved)})" for r in faster)
             fails = (" (fails: --fail-on-improvement; update the baseline)"
                      if self.fail_on_improvement else "")  # fmt: skip
-            lines.append(f"FASTER: significantly faster, by more than {self.threshold / 2:.0%}: "
-                         f"{which}{fails}")  # fmt: skip
+            lines.append(f"IMPROVED: significantly faster by more than "
+                         f"{self.threshold / 2:.0%}, or better learnt: {which}{fails}")  # fmt: skip
         if not regressions and not unclear:
             lines.append(f"ok: no typical step, training time or evaluation time slower by "
-                         f"{self.threshold:.0%}")  # fmt: skip
+                         f"{self.threshold:.0%}, and no model learns worse")  # fmt: skip
         return "\n".join(lines)
 
     def markdown(self) -> str:
@@ -117,9 +141,10 @@ class Comparison:
         mark = {0: "✅ passed", 1: "❌ failed", 2: "⚠️ cannot compare"}[self.exit_code]
         if self.exit_code == 0 and any(r.status == "improvement" for r in self.results):
             mark += " (faster)"
+        table = verdict.table(self.results, "github")
         return (f"### cnnbench paired comparison: {mark}\n\nbase `{self.base.label}`, head "
-                f"`{self.head.label}`, threshold {self.threshold:.0%}, same machine, "
-                f"interleaved.\n\n{verdict.table(self.results, 'github')}\n")  # fmt: skip
+                f"`{self.head.label}`, threshold {self.threshold:.0%}; {self.accuracy_rule}; "
+                f"same machine, interleaved.\n\n{table}\n")  # fmt: skip
 
     def document(self) -> dict[str, Any]:
         """Return the machine-readable comparison (`results/compare/comparison.json`)."""
@@ -146,8 +171,12 @@ class Comparison:
             if result.numerics:
                 entry["numerics"] = asdict(result.numerics) | {
                     "difference": result.numerics.difference,
-                    "outside_band": result.numerics.outside_band,
                     "summary": result.numerics.describe()}  # fmt: skip
+            entry["accuracy"] = (asdict(result.accuracy) | {
+                "status": result.accuracy.status, "summary": result.accuracy.describe()}
+                if result.accuracy else None)  # fmt: skip
+            entry["accuracy_error"] = result.accuracy_error
+            entry["diverged"] = list(result.diverged)
             entry |= self.raw.get(result.arch, {})
             archs.append(entry)
         hello = self.hello or [{}, {}]
@@ -157,34 +186,12 @@ class Comparison:
             "task": {k: v for k, v in asdict(self.tasks[0]).items() if k != "arch"},
             "backend": self.backend, "plant": self.plant, "threshold": self.threshold,
             "confidence": verdict.CONFIDENCE, "method": METHOD, "seconds": self.seconds,
+            "accuracy_seeds": self.accuracy_seeds,
+            "accuracy_threshold": self.accuracy_threshold,
+            "loss_threshold": self.loss_threshold,
             "fail_on_improvement": self.fail_on_improvement,
             "exit_status": self.exit_code, "archs": archs,
         }  # fmt: skip
-
-
-def _seed_band(options: CompareOptions, task: Task, backend: str, hello: dict[str, Any],
-               precision: str) -> float | None:  # fmt: skip
-    """Half-width of the gate's accuracy band for this run's baseline, None if there is none."""
-    from bench.budgets import get_budget
-    from bench.measurement import bands
-    from bench.storage.baselines import BaselineError, Key, resolve
-    from bench.storage.records import Device
-
-    if not hello.get("device"):
-        return None
-    try:
-        budget = get_budget(task.budget, epochs=task.epochs, train_samples=task.train_samples)
-        key = Key.on(Device(**hello["device"]), budget.name, backend, precision)
-        found = resolve(key, hello.get("versions", {}),
-                        options.baselines or layout.default_baselines())  # fmt: skip
-    except (BaselineError, TypeError, ValueError):
-        return None
-    entry = found.baseline.archs.get(task.arch)
-    if entry is None:
-        return None
-    tolerance = found.baseline.tolerance_for(task.arch)
-    return entry.test_accuracy.mean - bands.bound("test_accuracy", tolerance,
-                                                  entry.test_accuracy)  # fmt: skip
 
 
 def tasks(request: RunRequest, block: int) -> list[Task]:
@@ -223,7 +230,10 @@ def compare(request: RunRequest, options: CompareOptions,
         pair = Pair(base, head, backend, results.compare_dir, request.data, request.plant, say)
         stack.callback(pair.close)
         comparison = Comparison(base, head, todo, options.threshold, backend, request.plant,
-                                options.fail_on_improvement, hello=pair.hello)  # fmt: skip
+                                options.fail_on_improvement, hello=pair.hello,
+                                accuracy_seeds=options.accuracy_seeds,
+                                accuracy_threshold=options.accuracy_threshold,
+                                loss_threshold=options.loss_threshold)  # fmt: skip
         for task in todo:
             comparison.results.append(_one(options, pair, task, backend, comparison))
             say(verdict.table(comparison.results[-1:]).splitlines()[-1])
@@ -234,6 +244,7 @@ def compare(request: RunRequest, options: CompareOptions,
 
 def _one(options: CompareOptions, pair: Pair, task: Task, backend: str,
          comparison: Comparison) -> verdict.ArchResult:  # fmt: skip
+    started = time.monotonic()
     try:
         base, head = pair.run(task)
     except WorkerError as error:
@@ -253,9 +264,8 @@ def _one(options: CompareOptions, pair: Pair, task: Task, backend: str,
         "off_seconds": {"base": base.done.get("off_seconds"), "head": head.done.get("off_seconds")},
         "setup_end": {"base": base.done.get("setup_end"), "head": head.done.get("setup_end")},
     }
-    band = _seed_band(options, task, backend, pair.hello[1], head.ready["precision"])
     numerics = verdict.numerics(base.done["epochs"], head.done["epochs"], base.done["final"],
-                                head.done["final"], band)  # fmt: skip
+                                head.done["final"])  # fmt: skip
     notes = []
     if base.ready["precision"] != head.ready["precision"]:
         notes.append(f"precisions differ: base {base.ready['precision']}, head "
@@ -285,5 +295,67 @@ def _one(options: CompareOptions, pair: Pair, task: Task, backend: str,
         evaluation = None
     error = "; ".join(errors) or None
     compiled = (verdict.compile_seconds(base.blocks), verdict.compile_seconds(head.blocks))
+    judged: tuple[accuracy.Accuracy | None, str | None, tuple[int, ...]] = (None, None, ())
+    if not numerics.identical:
+        judged = _accuracy(options, pair, task, (base, head), comparison,
+                           (time.monotonic() - started) / 2)  # fmt: skip
     return verdict.ArchResult(task.arch, speed, numerics, error, "; ".join(notes) or None,
-                              training, evaluation, compiled)  # fmt: skip
+                              training, evaluation, compiled, *judged)  # fmt: skip
+
+
+def _figures(value: Any) -> list[float] | None:
+    """Return a side's [loss, accuracy] when it is two finite numbers (not bools), else None."""
+    import math
+
+    if (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in value)):  # fmt: skip
+        return [float(v) for v in value]
+    return None
+
+
+def _accuracy(options: CompareOptions, pair: Pair, task: Task, first: tuple[SideRun, SideRun],
+              comparison: Comparison, each: float,
+              ) -> tuple[accuracy.Accuracy | None, str | None, tuple[int, ...]]:  # fmt: skip
+    """Train the accuracy verdict's seeds on both sides and judge them (the histories parted).
+
+    Returns (the verdict, None, ()), or (None, why there is none, the seeds the head did not
+    finish where the base did: a regression). Its cost, said before it starts (from `each`,
+    a side's share of the interleaved run, its repeated evaluations included: an upper
+    guess), is paid only here: when numerics changed.
+    """
+    wanted = options.accuracy_seeds
+    if wanted == 0:
+        return None, ("histories parted; no accuracy verdict (--accuracy-seeds 0): cannot "
+                      "tell whether the head learns worse"), ()  # fmt: skip
+    seeds = [(task.seed + i) % 2**32 for i in range(wanted)]
+    pair.say(f"compare {task.arch}: the histories part, so {wanted - 1} more seeds a side for "
+             f"the accuracy verdict (seeds {seeds[1]}-{seeds[-1]}; about "
+             f"{2 * (wanted - 1) * each:.0f} s here)")  # fmt: skip
+    runs: list[tuple[int, list[float] | None, list[float] | None]] = [
+        (task.seed, _figures(first[0].full), _figures(first[1].full))
+    ]
+    started = time.monotonic()
+    for seed in seeds[1:]:
+        try:
+            base, head = pair.train(task, seed)
+        except WorkerError as error:
+            return None, f"histories parted; the accuracy verdict's seed {seed}: {error}", ()
+        runs.append((seed, _figures(base["full"]), _figures(head["full"])))
+        pair.say(f"compare {task.arch}: accuracy seed {seed}: base {runs[-1][1]}, head "
+                 f"{runs[-1][2]} ({time.monotonic() - started:.0f} s)")  # fmt: skip
+    comparison.raw.setdefault(task.arch, {})["accuracy_runs"] = [
+        {"seed": s, "base": b, "head": h} for s, b, h in runs]  # fmt: skip
+    missing = [s for s, b, h in runs if b is None or h is None]
+    if missing:
+        lost = tuple(s for s, b, h in runs if b is not None and h is None)
+        if lost:
+            return None, f"the head diverged at seeds {list(lost)}, the base did not", lost
+        return None, f"histories parted; no test metrics for seeds {missing} (diverged)", ()
+    try:
+        judged = accuracy.judge([b for _, b, _ in runs], [h for _, _, h in runs],  # type: ignore[misc]
+                                [s for s, _, _ in runs], options.accuracy_threshold,
+                                options.loss_threshold)  # fmt: skip
+    except ValueError as error:
+        return None, f"histories parted; no accuracy verdict: {error}", ()
+    return judged, None, ()

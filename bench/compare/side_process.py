@@ -23,7 +23,12 @@ standard output, each line prefixed with `MARK` (libraries may print there too):
   evaluates and finishes the run and answers ``done`` with the history, the final test
   metrics and the clock's seconds of each epoch's training and evaluation;
 * then each ``{"op": "evaluate"}`` evaluates once more and answers ``evaluated`` with its
-  seconds, until ``{"op": "end"}`` (answered ``ended``);
+  seconds, and ``{"op": "full-test"}`` answers ``full-test`` with the final metrics on the
+  whole test split (``full``, off the clock), until ``{"op": "end"}`` (answered ``ended``);
+* ``{"op": "train", ...}`` (the fields of ``start`` but ``block``) trains one whole run at
+  once, unpaced and untimed, and answers ``trained`` with its status, history, final test
+  metrics on the budget's split and on the whole test split (``full``): the accuracy
+  verdict's extra seeds (`bench.compare.accuracy`), run only when the histories part;
 * ``{"op": "abandon"}``, in place of a ``go`` or an ``evaluate``, drops the run (the other
   side failed) and answers ``abandoned``;
 * ``{"op": "quit"}`` ends the process.
@@ -173,18 +178,13 @@ class Side:
         return float(self.clock.evaluations[-1])
 
 
-def run(command: dict[str, Any]) -> None:
-    """Build one run, answer `ready`, then train it block by block as the driver says.
-
-    After the last block and a `go`, it evaluates and finishes, answers `done` with the
-    history and the clock's epoch and evaluation seconds, then evaluates once per `evaluate`
-    (answering `evaluated`) until `end`.
-    """
+def build(command: dict[str, Any]) -> Any:
+    """Return the side's `Trainer` for a `start` or `train` command, the plant applied."""
     try:
         from bench.budgets import get_budget
     except ImportError:  # a commit from before the budgets left bench.training
         from bench.training.budgets import get_budget  # type: ignore[no-redef]
-    from bench.training.trainer import BATCH_SIZE, Trainer
+    from bench.training.trainer import Trainer
 
     budget = get_budget(command["budget"], epochs=command.get("epochs"),
                         train_samples=command.get("train_samples"))  # fmt: skip
@@ -193,10 +193,81 @@ def run(command: dict[str, Any]) -> None:
     trainer = Trainer(command["arch"], budget, command["seed"], precision=command["precision"],
                       write=lambda line: None, **planted)  # fmt: skip
     trainer.callbacks = [*trainer.callbacks, *extra]
+    return trainer
+
+
+EVAL_BATCH = 1024
+
+
+def full_test(trainer: Any) -> list[float] | None:
+    """Return [loss, accuracy] of the trained model on the whole MNIST test split (10,000).
+
+    The accuracy verdict judges this, not the budget's split: at `ci` the first 2,000 test
+    images alone made most of a run's spread of test accuracy (docs/comparison.md). Inference
+    only, the loss as Keras' categorical cross-entropy (probabilities clipped at 1e-7), so a
+    side of any commit computes it alike. None when the side cannot load the test split.
+    """
+    import keras
+    import numpy as np
+
+    try:
+        from bench.data import preprocess
+        from bench.training.trainer import default_data
+
+        (_, _), (x, y) = default_data()
+        images, labels = preprocess(x, y)
+    except (ImportError, AttributeError, OSError, ValueError):
+        return None
+    losses, hits = 0.0, 0
+    for start in range(0, len(images), EVAL_BATCH):
+        batch = images[start : start + EVAL_BATCH]
+        probs = keras.ops.convert_to_numpy(trainer.model(batch, training=False)).astype(np.float64)
+        truth = labels[start : start + EVAL_BATCH]
+        losses += float(-(truth * np.log(np.clip(probs, 1e-7, 1 - 1e-7))).sum())
+        hits += int((probs.argmax(axis=1) == truth.argmax(axis=1)).sum())
+    return [losses / len(images), hits / len(images)]
+
+
+def _history(record: Any) -> list[list[float]]:
+    return [[e.loss, e.accuracy, e.val_loss, e.val_accuracy] for e in record.epochs]
+
+
+def train(command: dict[str, Any]) -> None:
+    """Train one whole run, unpaced and untimed; answer `trained` with its results.
+
+    The accuracy verdict's extra seeds: what the model learned is all they are for, so the
+    run ends without `finish`'s measurements (its probes and weight summaries); the final
+    test metrics on the budget's split are the last epoch's evaluation (the same model).
+    """
+    trainer = build(command)
+    with trainer:
+        while trainer.epochs_left > 0:
+            trainer.train_epoch()
+            trainer.evaluate_epoch()
+        record = trainer.record
+        diverged = trainer.epochs_left == 0 and len(record.epochs) < trainer.budget.epochs
+        last = record.epochs[-1] if record.epochs and not diverged else None
+        send(event="trained", seed=command["seed"],
+             status="diverged" if diverged else "completed", epochs=_history(record),
+             final=[last.val_loss, last.val_accuracy] if last else None,
+             full=full_test(trainer) if last else None)  # fmt: skip
+
+
+def run(command: dict[str, Any]) -> None:
+    """Build one run, answer `ready`, then train it block by block as the driver says.
+
+    After the last block and a `go`, it evaluates and finishes, answers `done` with the
+    history and the clock's epoch and evaluation seconds, then evaluates once per `evaluate`
+    (answering `evaluated`), or on the whole test split once per `full-test` (answering
+    `full-test`), until `end`.
+    """
+    from bench.training.trainer import BATCH_SIZE
+
+    trainer = build(command)
     side = Side(trainer)
     samples = len(trainer.x)
     steps_per_epoch = math.ceil(samples / BATCH_SIZE)
-    pacer = Pacer(side.clock, command["block"], steps_per_epoch, budget.epochs,
+    pacer = Pacer(side.clock, command["block"], steps_per_epoch, trainer.budget.epochs,
                   samples % BATCH_SIZE != 0)  # fmt: skip
     side.clock.between_steps(pacer)
     with trainer:
@@ -208,10 +279,9 @@ def run(command: dict[str, Any]) -> None:
             side.train_epoch()
             side.evaluate_epoch()
         record = trainer.finish()
-        epochs = [[e.loss, e.accuracy, e.val_loss, e.val_accuracy] for e in record.epochs]
         final = [record.final.test_loss, record.final.test_accuracy] if record.final else None
         clock = side.clock
-        send(event="done", status=record.status, epochs=epochs, final=final,
+        send(event="done", status=record.status, epochs=_history(record), final=final,
              train_seconds=[e.seconds for e in clock.epochs],
              off_seconds=[e.off_seconds for e in clock.epochs],
              setup_end=[[e.setup_seconds, e.end_seconds, e.teardown_seconds]
@@ -222,6 +292,9 @@ def run(command: dict[str, Any]) -> None:
             if command.get("op") == "end":
                 send(event="ended")
                 return
+            if command.get("op") == "full-test":  # the histories parted: the accuracy verdict's
+                send(event="full-test", full=full_test(trainer) if final else None)
+                continue
             if command.get("op") != "evaluate":
                 raise RuntimeError(f"expected evaluate or end, got {command}")
             send(event="evaluated", seconds=side.evaluate())
@@ -241,7 +314,7 @@ def main() -> None:
     while True:
         command = receive()
         try:
-            run(command)
+            train(command) if command.get("op") == "train" else run(command)
         except SystemExit:
             raise
         except Abandoned:

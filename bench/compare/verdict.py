@@ -26,9 +26,9 @@ Mirrored, a speed-up is FASTER when its interval lies wholly below 1 and its est
 1 - T/2: said, and passing unless the comparison is asked to fail on improvements.
 
 Numerics. With the same seed on the same machine a change that does not touch the numerics
-trains an identical history: `identical` says so; otherwise the first epoch where the
-histories part, and whether the final test accuracies differ by more than the gate's
-accuracy band of the stored baseline (the seed-to-seed spread).
+trains an identical history: `identical` says so, and that is the accuracy verdict, exact and
+free. Otherwise the first epoch where the histories part, and the accuracy verdict over
+several seeds a side (`bench.compare.accuracy`) judges whether the head learns worse.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from functools import lru_cache
 
 from tabulate import tabulate
 
+from bench.compare.accuracy import Accuracy
 from bench.measurement.metrics import WARMUP_STEPS
 from bench.vocabulary import DEFAULT_THRESHOLD
 
@@ -119,8 +120,7 @@ class Numerics:
     """The first epoch (1-based) whose loss or accuracies differ; None when identical."""
     base_accuracy: float | None
     head_accuracy: float | None
-    band: float | None
-    """Half-width of the stored baseline's accuracy band (None: no baseline to say)."""
+    """The compared seed's final test accuracy on the budget's split (one seed: not a verdict)."""
 
     @property
     def difference(self) -> float | None:
@@ -129,27 +129,14 @@ class Numerics:
             return None
         return self.head_accuracy - self.base_accuracy
 
-    @property
-    def outside_band(self) -> bool | None:
-        """Whether the final difference exceeds the seed band (None: no band, or no finals)."""
-        if self.band is None or self.difference is None:
-            return None
-        return abs(self.difference) > self.band
-
     def describe(self) -> str:
-        """E.g. 'identical' or 'part at epoch 2; final -0.0120 (outside the seed band ±0.0100)'."""
+        """E.g. 'identical' or 'part at epoch 2'."""
         if self.identical:
             return "identical"
         text = f"part at epoch {self.parted_at}" if self.parted_at else "final differs"
         if self.difference is None:
             return text + "; a side did not finish"
-        text += f"; final {self.difference:+.4f}"
-        if self.band is None:
-            return text + " (no stored baseline for a seed band)"
-        if not self.outside_band:
-            return text + f" (inside the seed band ±{self.band:.4f})"
-        which = "more accurate" if self.difference > 0 else "less accurate"
-        return text + f" (OUTSIDE the seed band ±{self.band:.4f}: {which})"
+        return text
 
 
 def timed_blocks(blocks: Sequence[Sequence[Step]]) -> list[list[float]]:
@@ -307,8 +294,8 @@ def compile_seconds(blocks: Sequence[Sequence[Step]]) -> float:
 
 
 def numerics(base_epochs: Sequence[Sequence[float]], head_epochs: Sequence[Sequence[float]],
-             base_final: Sequence[float] | None, head_final: Sequence[float] | None,
-             band: float | None) -> Numerics:  # fmt: skip
+             base_final: Sequence[float] | None,
+             head_final: Sequence[float] | None) -> Numerics:  # fmt: skip
     """Compare two histories (per epoch: loss, accuracy, val_loss, val_accuracy) and finals."""
     parted = next((i + 1 for i, (b, h) in enumerate(zip(base_epochs, head_epochs, strict=False))
                    if list(b) != list(h)), None)  # fmt: skip
@@ -320,7 +307,6 @@ def numerics(base_epochs: Sequence[Sequence[float]], head_epochs: Sequence[Seque
         parted_at=parted,
         base_accuracy=base_final[1] if base_final else None,
         head_accuracy=head_final[1] if head_final else None,
-        band=band,
     )
 
 
@@ -342,6 +328,13 @@ class ArchResult:
     """Total evaluation time."""
     compile_seconds: tuple[float, float] | None = None
     """Base's and head's first steps (tracing, compilation): shown, one pair, not judged."""
+    accuracy: Accuracy | None = None
+    """The accuracy verdict over several seeds a side; None when the histories are identical
+    (then that is the verdict) or when it was not asked for (`accuracy_error` says why)."""
+    accuracy_error: str | None = None
+    """Why the histories parted but no accuracy verdict could be reached."""
+    diverged: tuple[int, ...] = ()
+    """Seeds the head did not finish (its loss not finite) where the base did: a regression."""
 
     @property
     def verdicts(self) -> dict[str, Speed | Total | None]:
@@ -350,23 +343,43 @@ class ArchResult:
 
     @property
     def failed(self) -> list[str]:
-        """The names of the verdicts that found a slowdown."""
-        return [n for n, v in self.verdicts.items() if v is not None and v.verdict == "slower"]
+        """The names of the verdicts that found a slowdown, or a head that learns worse."""
+        slower = [n for n, v in self.verdicts.items() if v is not None and v.verdict == "slower"]
+        return slower + (self.accuracy.failed if self.accuracy else []) + (
+            ["diverged"] if self.diverged else [])  # fmt: skip
 
     @property
     def improved(self) -> list[str]:
-        """The names of the verdicts that found a speed-up."""
-        return [n for n, v in self.verdicts.items() if v is not None and v.verdict == "faster"]
+        """The names of the verdicts that found a speed-up, or a head that learns better."""
+        faster = [n for n, v in self.verdicts.items() if v is not None and v.verdict == "faster"]
+        return faster + [c.what for c in (self.accuracy.changes if self.accuracy else ())
+                         if c.verdict == "better"]  # fmt: skip
+
+    @property
+    def accuracy_unclear(self) -> bool:
+        """Whether the histories parted and the accuracy verdict could not tell (or not run)."""
+        if self.accuracy is not None:
+            return self.accuracy.status == "unclear"
+        return self.accuracy_error is not None and not self.diverged
 
     @property
     def status(self) -> str:
-        """'regression', 'cannot compare', 'improvement' (faster, nothing slower) or 'ok'."""
+        """'regression', 'cannot compare', 'improvement' (better, nothing worse) or 'ok'."""
         if self.failed:
             return "regression"
         found = self.verdicts.values()
-        if self.error or any(v is None or v.verdict == "unclear" for v in found):
+        if self.error or self.accuracy_unclear or any(v is None or v.verdict == "unclear"
+                                                      for v in found):  # fmt: skip
             return "cannot compare"
         return "improvement" if self.improved else "ok"
+
+    def accuracy_cell(self) -> str:
+        """Return the accuracy verdict as the table shows it."""
+        if self.numerics is not None and self.numerics.identical:
+            return "identical histories: same accuracy"
+        if self.accuracy is not None:
+            return self.accuracy.describe()
+        return self.accuracy_error or ""
 
 
 def exit_code(results: Sequence[ArchResult], fail_on_improvement: bool = False) -> int:
@@ -394,7 +407,8 @@ def table(results: Sequence[ArchResult], tablefmt: str = "simple") -> str:
     for r in results:
         s, t, e, n = r.speed, r.training, r.evaluation, r.numerics
         verdict = ("REGRESSION (" + ", ".join(r.failed) + ")" if r.failed
-                   else "FASTER (" + ", ".join(r.improved) + ")" if r.status == "improvement"
+                   else ("FASTER (" if set(r.improved) <= set(r.verdicts) else "BETTER (")
+                   + ", ".join(r.improved) + ")" if r.status == "improvement"
                    else {"ok": "ok"}.get(r.status, "CANNOT COMPARE"))  # fmt: skip
         rows.append([
             r.arch,
@@ -403,10 +417,12 @@ def table(results: Sequence[ArchResult], tablefmt: str = "simple") -> str:
             f"{t.base_seconds:.2f} -> {t.head_seconds:.2f}" if t else "",
             _cell(t),
             _cell(e),
+            r.accuracy_cell(),
             verdict,
             "; ".join(filter(None, [n.describe() if n else None, r.error, r.note])),
         ])  # fmt: skip
     headers = ["arch", "ms/step", "typical step [95% CI]", "training s",
-               "training time [interval]", "evaluation time [interval]", "verdict",
+               "training time [interval]", "evaluation time [interval]",
+               "accuracy and loss (all 10,000 test images) [95% CI]", "verdict",
                "history (same seed)"]  # fmt: skip
     return tabulate(rows, headers=headers, disable_numparse=True, tablefmt=tablefmt)

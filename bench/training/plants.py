@@ -1,7 +1,18 @@
 """Planted regressions: faults the gate must catch, used by its tests and `--cnnbench-plant`.
 
-Two of accuracy (`lr0`, `shuffled-labels`) and one of speed per shape of slowdown a user pays
-for, each sized by a fraction F of the time it slows (`NAME:F`; 0 < F <= `MAX_FRACTION`):
+Two that break training outright (`lr0`, `shuffled-labels`); three that change the numbers a
+model learns, each with a size (`NAME:F`), to measure how small a change of accuracy the
+gates catch and how often they cry wolf:
+
+* `lr-scale:F`: Adam's learning rate times F (a wrong default, a changed schedule);
+* `wrong-labels:F`: a fraction F of the training labels replaced by another class (a data
+  pipeline bug; the same images and labels every run);
+* `jitter:F`: the **honest control**: each initial weight moved by F of its layer's spread
+  (Gaussian, a fixed stream), which changes every number trained after it but not the recipe,
+  as another kernel, library or CPU does. A gate that fails it cries wolf.
+
+And one of speed per shape of slowdown a user pays for, each sized by a fraction F of the
+time it slows (`NAME:F`; 0 < F <= `MAX_FRACTION`):
 
 * `slow-step:F`: each step's own work takes F longer (a slower kernel);
 * `between-steps:F`: work between steps, before each batch, of F times the previous step (a
@@ -10,52 +21,70 @@ for, each sized by a fraction F of the time it slows (`NAME:F`; 0 < F <= `MAX_FR
   their median pace (a re-trace, a periodic checkpoint, a slow logging call);
 * `slow-eval:F`: every evaluation takes F longer.
 
-The speed plants sleep, so accuracy and the history are unchanged by every one of them.
+The speed plants sleep, so accuracy and the history are unchanged by every one of them; the
+numeric plants must change them (`tests/test_plants.py` checks both).
 Keras-free at import, so the options can check a plant's name before a backend is chosen.
 """
 
 from __future__ import annotations
 
-import math
+import re
 import time
 from typing import Any
 
 import numpy as np
 
+from bench.budgets import LEARNING_RATE
 from bench.data import Arrays
 
 ACCURACY_PLANTS = ("lr0", "shuffled-labels")
+NUMERIC_PLANTS = ("lr-scale", "wrong-labels", "jitter")
+CONTROL_PLANTS = ("jitter",)
+"""Numeric plants that change numbers but not the recipe: an honest change, to pass."""
 SPEED_PLANTS = ("slow-step", "between-steps", "stall", "slow-eval")
-PLANTS = ("none", *ACCURACY_PLANTS, *SPEED_PLANTS)
-"""The plants by name; a speed plant takes a size, `NAME:F` (`NAME` alone: F = 2)."""
+PLANTS = ("none", *ACCURACY_PLANTS, *NUMERIC_PLANTS, *SPEED_PLANTS)
+"""The plants by name; a sized plant takes a size, `NAME:F` (`NAME` alone: its default)."""
 DEFAULT_FRACTION = 2.0
 MAX_FRACTION = 10.0
-"""The largest size: ten times slower is already unmistakable, and a bound keeps a typo
+"""The largest speed plant: ten times slower is already unmistakable, and a bound keeps a typo
 (`slow-step:100000`) from stalling a comparison for hours."""
+SIZES: dict[str, tuple[float, float]] = {
+    **{name: (DEFAULT_FRACTION, MAX_FRACTION) for name in SPEED_PLANTS},
+    "lr-scale": (0.8, MAX_FRACTION),
+    "wrong-labels": (0.05, 1.0),
+    "jitter": (1e-4, 0.01),
+}
+"""Each sized plant's (default size, largest size); every size is above 0. A jitter above 1%
+of a layer's spread would change the initialisation's distribution, not just its draw."""
+_NUMBER = re.compile(r"([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?")
+"""A size as plain ASCII digits (Python's float() also takes `1_0` and other scripts' digits)."""
+LABEL_SEED = 20261203
+"""The fixed stream that picks the wrong labels: the same images mislabelled in every run."""
 
 
 def check(name: str) -> str:
     """Return a valid plant name, or raise ValueError saying which are valid."""
-    base, colon, fraction = name.partition(":")
+    base, colon, size = name.partition(":")
     if base in PLANTS and not colon:
         return name
-    if base in SPEED_PLANTS:
-        try:
-            value = float(fraction)
-        except ValueError:
-            value = math.nan
-        if 0 < value <= MAX_FRACTION:
-            return name
+    if base in SIZES and _NUMBER.fullmatch(size) and 0 < float(size) <= SIZES[base][1]:
+        return name
+    bounds = ", ".join(f"{n}:F with F in (0, {top:g}]" for n, (_, top) in SIZES.items())
     raise ValueError(
-        f"unknown plant {name!r}; valid: {', '.join(PLANTS)}, each speed plant with a size "
-        f"NAME:F, F a fraction in (0, {MAX_FRACTION:g}] (e.g. slow-step:0.1, stall:0.1)"
+        f"unknown plant {name!r}; valid: {', '.join(PLANTS)}; sized: {bounds} "
+        f"(e.g. slow-step:0.1, lr-scale:0.8, wrong-labels:0.05, jitter:0.0001)"
     )
 
 
 def fraction_of(name: str) -> float:
-    """Return a speed plant's size F."""
-    fraction = check(name).partition(":")[2]
-    return float(fraction) if fraction else DEFAULT_FRACTION
+    """Return a sized plant's size F (its default when none is given)."""
+    base, _, size = check(name).partition(":")
+    return float(size) if size else SIZES[base][0]
+
+
+def is_numeric(name: str) -> bool:
+    """Whether the plant changes the numbers a model learns (the history cannot be identical)."""
+    return check(name).partition(":")[0] in (*ACCURACY_PLANTS, *NUMERIC_PLANTS)
 
 
 def _sleeper() -> Any:
@@ -151,6 +180,49 @@ def shuffled_labels(data: Arrays, seed: int = 1234) -> Arrays:
     return (x_train, np.random.default_rng(seed).permutation(y_train)), test
 
 
+def wrong_labels(data: Arrays, fraction: float) -> Arrays:
+    """Return MNIST with `fraction` of the training labels replaced by another class.
+
+    Which images, and the wrong class of each, come from a fixed stream (`LABEL_SEED`): every
+    run and every seed sees the same mislabelled set. The images are drawn from the whole
+    split, so a budget's first N images hold about `fraction` of N of them.
+    """
+    (x_train, y_train), test = data
+    rng = np.random.default_rng(LABEL_SEED)
+    chosen = rng.permutation(len(y_train))[: round(fraction * len(y_train))]
+    labels = np.array(y_train, copy=True)
+    labels[chosen] = (labels[chosen] + rng.integers(1, 10, size=len(chosen))) % 10
+    return (x_train, labels), test
+
+
+def jitter(scale: float) -> Any:
+    """Return a callback that moves each initial weight by `scale` of its variable's spread.
+
+    Once, as training begins (before the first step; a resumed run is not moved again):
+    w + scale * sd(w) * N(0, 1), from a fixed stream. The recipe is unchanged; every number
+    trained after it differs, as after a change of kernel, library or CPU.
+    """
+    import keras
+
+    class Jitter(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.moved = 0
+
+        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+            if self.moved:
+                return
+            rng = np.random.default_rng(LABEL_SEED + 1)
+            for variable in self.model.trainable_variables:
+                value = keras.ops.convert_to_numpy(variable).astype(np.float64)
+                spread = float(value.std()) or 1.0
+                moved = value + scale * spread * rng.standard_normal(value.shape)
+                variable.assign(moved.astype(variable.dtype))
+                self.moved += 1
+
+    return Jitter()
+
+
 def trainer_options(plant: str, data: Arrays) -> dict[str, Any]:
     """Return the Trainer keyword arguments that plant `plant` ('none' plants nothing)."""
     base = check(plant).partition(":")[0]
@@ -161,6 +233,12 @@ def trainer_options(plant: str, data: Arrays) -> dict[str, Any]:
     if base == "shuffled-labels":
         return {"data": shuffled_labels(data), "plant": plant}
     factor = fraction_of(plant)
+    if base == "lr-scale":
+        return {"data": data, "learning_rate": LEARNING_RATE * factor, "plant": plant}
+    if base == "wrong-labels":
+        return {"data": wrong_labels(data, factor), "plant": plant}
+    if base == "jitter":
+        return {"data": data, "callbacks": [jitter(factor)], "plant": plant}
     if base == "slow-eval":
         return {"data": data, "eval_callbacks": [slow_eval(factor)], "plant": plant}
     callback = {"slow-step": slow_step, "between-steps": between_steps, "stall": stall}[base]

@@ -37,7 +37,14 @@ import keras
 import numpy as np
 
 from archs import REGISTRY
-from bench.budgets import BATCH_SIZE, DEFAULT_BUDGET, EVAL_BATCH_SIZE, Budget, get_budget
+from bench.budgets import (
+    BATCH_SIZE,
+    DEFAULT_BUDGET,
+    EVAL_BATCH_SIZE,
+    LEARNING_RATE,
+    Budget,
+    get_budget,
+)
 from bench.data import Arrays, dataset_fingerprint, load_mnist, preprocess
 from bench.measurement import after_run as measure
 from bench.measurement import metrics, provenance
@@ -171,7 +178,7 @@ def _reseed_dropout(model: keras.Model, seed: int, epoch: int) -> None:
             generator.state.assign(np.array([value, 0], dtype=generator.state.dtype))
 
 
-def compile_model(model: keras.Model, learning_rate: float = 0.001) -> None:
+def compile_model(model: keras.Model, learning_rate: float = LEARNING_RATE) -> None:
     """Compile a model with the notebook's recipe (Adam, cross-entropy, accuracy)."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
@@ -236,7 +243,7 @@ class Trainer:
         *,
         out_dir: str | os.PathLike[str] | None = None,
         precision: str = DEFAULT_PRECISION,
-        learning_rate: float = 0.001,
+        learning_rate: float = LEARNING_RATE,
         data: Arrays | None = None,
         callbacks: Sequence[keras.callbacks.Callback] = (),
         eval_callbacks: Sequence[keras.callbacks.Callback] = (),

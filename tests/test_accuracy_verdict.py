@@ -1,0 +1,94 @@
+"""The comparison's accuracy verdict (`bench.compare.accuracy`): its interval, its rule, and
+what it says when it cannot tell. Synthetic runs: the power on real ones is measured
+(docs/comparison.md, `bench.investigations.accuracy_power`)."""
+
+import math
+import statistics
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench.compare import accuracy
+
+
+def runs(accuracies, loss=0.2):
+    return [[loss, a] for a in accuracies]
+
+
+BASE = [0.950, 0.948, 0.953, 0.947, 0.951]
+
+
+def test_a_one_point_drop_through_seed_noise_is_worse():
+    head = [a - 0.01 + n for a, n in zip(BASE, (0.001, -0.002, 0.0015, 0.0, -0.001), strict=True)]
+    judged = accuracy.judge(runs(BASE), runs(head), seeds=range(5))
+    assert judged.accuracy.verdict == "worse" and judged.status == "regression"
+    assert judged.accuracy.estimate == pytest.approx(0.01 - statistics.fmean(
+        (0.001, -0.002, 0.0015, 0.0, -0.001)))  # fmt: skip
+    assert judged.accuracy.describe().startswith("-1.01 points [")
+    assert judged.failed == ["test accuracy"] and judged.loss.verdict == "ok"
+
+
+def test_a_rise_of_loss_alone_fails_and_reads_as_a_percentage():
+    base = [[0.20, a] for a in BASE]
+    head = [[0.20 * f, a] for f, a in zip((1.25, 1.22, 1.3, 1.27, 1.24), BASE, strict=True)]
+    judged = accuracy.judge(base, head)
+    assert judged.loss.verdict == "worse" and judged.accuracy.verdict == "ok"
+    assert judged.loss.describe().startswith("+25.6% [")
+    assert judged.status == "regression" and judged.failed == ["test loss"]
+
+
+def test_a_significant_change_smaller_than_half_the_threshold_passes():
+    head = [a - 0.003 for a in BASE]
+    head[0] += 1e-4  # not exactly constant: a spread to take
+    judged = accuracy.judge(runs(BASE), runs(head))
+    assert judged.accuracy.low > 0  # significant
+    assert judged.accuracy.verdict == "ok"  # but under T/2 = 0.5 points, and T is ruled out
+
+
+def test_too_noisy_says_cannot_tell_and_how_many_seeds_would():
+    head = [0.950, 0.930, 0.962, 0.925, 0.955]  # a spread of two points between pairs
+    judged = accuracy.judge(runs(BASE), runs(head))
+    assert judged.accuracy.verdict == "unclear" and judged.status == "unclear"
+    need = judged.seeds_to_tell
+    assert need is not None and need > 5
+    changes = [b - h for b, h in zip(BASE, head, strict=True)]
+    estimate, sd = statistics.fmean(changes), statistics.stdev(changes)
+    target = 0.01 - estimate if abs(estimate) <= 0.005 else abs(estimate)
+    assert accuracy._t(need) * sd / math.sqrt(need) < target  # enough at this spread
+    assert accuracy._t(need - 1) * sd / math.sqrt(need - 1) >= target  # and the fewest
+    assert f"about {need} seeds a side would tell (--accuracy-seeds)" in judged.describe()
+
+
+def test_better_is_said_and_is_not_a_regression():
+    judged = accuracy.judge(runs([a - 0.015 for a in BASE]), runs(BASE))
+    assert judged.accuracy.verdict == "better" and judged.status == "improvement"
+
+
+@pytest.mark.parametrize(("base", "head", "message"), [
+    (runs(BASE[:2]), runs(BASE[:2]), "fewer than 3"),
+    (runs(BASE), runs(BASE[:4]), "5 and 4 seeds"),
+    (runs(BASE), [[float("nan"), a] for a in BASE], "not finite"),
+    (runs(BASE), [[0.0, a] for a in BASE], "zero or negative"),
+])  # fmt: skip
+def test_what_cannot_be_judged_says_why(base, head, message):
+    with pytest.raises(ValueError, match=message):
+        accuracy.judge(base, head)
+
+
+@given(st.lists(st.floats(0.5, 0.99), min_size=3, max_size=12),
+       st.floats(-0.05, 0.05), st.floats(0.1, 0.5))  # fmt: skip
+def test_the_rule_is_the_speed_rule_mirrored_and_shifting_the_head_moves_only_the_centre(
+        accuracies, shift, loss):  # fmt: skip
+    base = runs(accuracies, loss)
+    head = runs([a + shift for a in accuracies], loss)
+    judged = accuracy.judge(base, head)
+    change = judged.accuracy
+    assert change.estimate == pytest.approx(-shift, abs=1e-9)
+    assert change.low <= change.estimate <= change.high
+    assert change.verdict == accuracy.rule(change.estimate, change.low, change.high, 0.01)
+    mirrored = accuracy.judge(head, base).accuracy
+    assert mirrored.estimate == pytest.approx(-change.estimate, abs=1e-9)
+    flip = {"worse": "better", "better": "worse"}
+    if change.verdict in flip:
+        assert mirrored.verdict == flip[change.verdict]
