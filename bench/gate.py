@@ -124,7 +124,7 @@ class Gate:
     crossings: set[str] = field(default_factory=set)
     unchecked: dict[str, list[str]] = field(default_factory=dict)
     """Why speed was not gated -> the runs it applies to (each reason said once)."""
-    _resolved: dict[tuple[Key, tuple[tuple[str, str], ...]], Resolved] = field(
+    _resolved: dict[tuple[Key, tuple[tuple[str, str], ...], str | None], Resolved] = field(
         default_factory=dict, repr=False
     )
 
@@ -132,17 +132,17 @@ class Gate:
         if self.mode not in MODES:
             raise ValueError(f"gate mode {self.mode!r}; valid: {', '.join(MODES)}")
 
-    def require(self, key: Key, versions: dict[str, str]) -> Resolved:
+    def require(self, key: Key, versions: dict[str, str], arch: str | None = None) -> Resolved:
         """Return the baseline for runs of `key`; BaselineError saying how to make one.
 
         Called before training too, so that a missing baseline fails in seconds, not after
         the run.
         """
-        cache_key = (key, tuple(sorted(versions.items())))
+        cache_key = (key, tuple(sorted(versions.items())), arch)
         if cache_key in self._resolved:  # one read per baseline, not one per run and check
             return self._resolved[cache_key]
         try:
-            self._resolved[cache_key] = resolve(key, versions, self.root)
+            self._resolved[cache_key] = resolve(key, versions, self.root, arch)
             return self._resolved[cache_key]
         except BaselineError as error:
             hint = self.regen_hint.format(budget=key.budget)
@@ -176,7 +176,7 @@ class Gate:
         if wrong:
             raise BaselineError(f"{record.label}: {wrong}; it cannot be judged against the "
                                 f"baselines of {budget.name!r}")  # fmt: skip
-        resolved = self.require(Key.of(record), record.provenance.versions)
+        resolved = self.require(Key.of(record), record.provenance.versions, record.arch.id)
         self.chosen[str(resolved.path)] = resolved.reason
         self.commits[str(resolved.path)] = resolved.baseline.provenance.git_commits
         self.crossings.update(resolved.crossings)

@@ -3,6 +3,7 @@ planted regressions caught on real training."""
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 from records_factory import make_record
@@ -288,6 +289,29 @@ def test_closest_baseline_is_same_kind_then_nearest_versions_and_says_so(tmp_pat
         gpu.provenance, device=records.Device("gpu", "NVIDIA H100")))  # fmt: skip
     with pytest.raises(BaselineError, match="No baseline"):
         baselines.resolve(Key.of(gpu), {}, tmp_path)
+
+
+def test_a_devices_own_file_without_an_architecture_leaves_it_to_the_closest(tmp_path):
+    aggregate.regenerate([make_record(seed=s, device="Other CPU", arch_id=arch)
+                          for s in (0, 1) for arch in ("model_1_a", "model_3_a")],
+                         tmp_path)  # fmt: skip
+    aggregate.regenerate([make_record(seed=s, device="AMD EPYC", arch_id="model_1_a")
+                          for s in (0, 1)], tmp_path)  # fmt: skip
+    mine = make_record(seed=7, device="AMD EPYC", arch_id="model_1_a")
+    other = make_record(seed=7, device="AMD EPYC", arch_id="model_3_a")
+    key = Key.of(mine)
+    assert baselines.resolve(key, {}, tmp_path, "model_1_a").reason == "exact key"
+    found = baselines.resolve(key, {}, tmp_path, "model_3_a")
+    assert found.path.name == "tensorflow-float32-cpu-other-cpu.json"
+    assert found.reason.startswith("closest of 1: no baseline of model_3_a for cpu-amd-epyc")
+    gate = Gate(tmp_path)
+    assert gate.check(mine) and gate.check(other)  # each judged, by its own file
+    assert sorted(Path(p).name for p in gate.chosen) == [
+        "tensorflow-float32-cpu-amd-epyc.json",
+        "tensorflow-float32-cpu-other-cpu.json",
+    ]
+    with pytest.raises(BaselineError, match="with an entry for model_2_a"):
+        baselines.resolve(key, {}, tmp_path, "model_2_a")
 
 
 def test_only_the_backends_own_libraries_count_as_crossings(tmp_path):

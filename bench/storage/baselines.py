@@ -333,13 +333,15 @@ def _version_distance(a: str | None, b: str | None) -> tuple[int, ...]:
     return tuple(abs(x - y) for x, y in zip(parts(a), parts(b), strict=False))[:3]
 
 
-def resolve(key: Key, versions: dict[str, str], root: Path) -> Resolved:
+def resolve(key: Key, versions: dict[str, str], root: Path, arch: str | None = None) -> Resolved:
     """Find the baseline for a run; raise BaselineError (saying how to make one) if none fits.
 
     The closest baseline is the file of exactly this key when there is one; otherwise, among
     baselines of the same budget, backend, precision and device kind ('cpu' or 'gpu'), the
     one with the fewest differing library versions, then the nearest versions (major, minor,
-    patch), then the name. The reason for the choice is returned with it.
+    patch), then the name. The reason for the choice is returned with it. With `arch`, only
+    a file with an entry for that architecture counts: a device's own file measured for some
+    architectures leaves the others to the closest file that has them.
     """
     exact = key.path(root)
     if exact.exists():
@@ -349,7 +351,9 @@ def resolve(key: Key, versions: dict[str, str], root: Path) -> Resolved:
                 f"{exact}: its content is the baseline of {baseline.key}, not of {key} as its "
                 "name says (copied or renamed?); move it back or regenerate it"
             )
-        return Resolved(exact, baseline, "exact key", tuple(crossings(key, versions, baseline)))
+        if arch is None or arch in baseline.archs:
+            found = tuple(crossings(key, versions, baseline))
+            return Resolved(exact, baseline, "exact key", found)
     candidates = []
     for path in layout.baseline_files(root, key.budget):
         try:
@@ -357,6 +361,8 @@ def resolve(key: Key, versions: dict[str, str], root: Path) -> Resolved:
         except BaselineError:
             continue  # a broken file of another device is not this run's concern
         other = baseline.key
+        if path == exact or (arch is not None and arch not in baseline.archs):
+            continue
         if (other.backend, other.precision, other.device_kind) != (
             key.backend,
             key.precision,
@@ -372,13 +378,15 @@ def resolve(key: Key, versions: dict[str, str], root: Path) -> Resolved:
         )  # fmt: skip
         candidates.append(((len(libraries), distance, path.name), path, baseline, crossed))
     if not candidates:
+        which = f" with an entry for {arch}" if arch is not None else ""
         raise BaselineError(
-            f"No baseline for {key} (looked for {exact} and for other {key.device_kind} "
-            f"devices under {root / key.budget})."
+            f"No baseline for {key}{which} (looked for {exact} and for other "
+            f"{key.device_kind} devices under {root / key.budget})."
         )
     _, path, baseline, crossed = min(candidates, key=lambda c: c[0])
+    mine = f" of {arch}" if arch is not None and exact.exists() else ""
     reason = (
-        f"closest of {len(candidates)}: no baseline for {key.device_class}; same device kind "
+        f"closest of {len(candidates)}: no baseline{mine} for {key.device_class}; same device kind "
         f"({key.device_kind}), {sum(not c.startswith('device:') for c in crossed)} library "
         "version(s) differ"
     )
