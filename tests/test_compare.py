@@ -254,14 +254,24 @@ def test_pytest_bench_fails_a_planted_slowdown_and_carries_the_comparison(pytest
 
 @pytest.mark.slow
 @pytest.mark.real_data
-def test_changed_numerics_are_not_identical_and_say_where_they_part(tmp_path):
-    result = compare(tmp_path, *SMOKE, "--plant", "lr0")
+def test_changed_numerics_get_an_accuracy_verdict_over_more_seeds(tmp_path):
+    """A learning rate of 0 in the head: the histories part, 2 more seeds a side, it fails."""
+    result = compare(tmp_path, *SMOKE, "--plant", "lr0", "--accuracy-seeds", "3")
     document = json.loads((tmp_path / "compare" / "comparison.json").read_text())
     (arch,) = document["archs"]
     assert not arch["numerics"]["identical"] and arch["numerics"]["parted_at"] == 1
     assert "part at epoch 1" in result.stdout
-    assert document["exit_status"] == result.returncode
+    assert document["exit_status"] == result.returncode == 1, result.stdout + result.stderr[-2000:]
     assert "compare model_1_a: block 16/16" in result.stderr  # progress while it runs
+    assert "the histories part, so 2 more seeds a side" in result.stderr  # said before it pays
+    runs = arch["accuracy_runs"]
+    assert [r["seed"] for r in runs] == [0, 1, 2]
+    assert all(r["base"][1] > 0.5 and r["head"][1] < 0.3 for r in runs)  # all 10,000 images
+    judged = arch["accuracy"]
+    assert judged["status"] == "regression" and judged["seeds"] == [0, 1, 2]
+    assert judged["accuracy"]["verdict"] == judged["loss"]["verdict"] == "worse"
+    assert arch["failed"] == ["test accuracy", "test loss"]
+    assert "REGRESSION (test accuracy, test loss)" in result.stdout
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
     python -m bench.investigations.accuracy_power train [--archs model_1_a,model_1_b]
         [--conditions none,jitter:0.0001,lr-scale:0.85,...] [--seeds 0-19] [--worker 0/2]
     python -m bench.investigations.accuracy_power count [--seeds-a-side 5] [--markdown]
+    python -m bench.investigations.accuracy_power export --to DIR   # the base's records
 
 `train` trains each (architecture, condition, seed) once, as the comparison's side process
 trains its accuracy seeds (`bench.compare.side_process.build`, the same `Trainer` and plant)
@@ -28,6 +29,11 @@ workers (`--worker i/n`, each its own process) split the runs between them.
 
 It writes `<out>/summary.json` (the tally) and, with `--markdown`, prints the tables
 docs/comparison.md shows.
+
+`export` writes the base's (`none`) records as `DIR/<arch>/seed<N>/record.json`, for
+`python -m bench baseline` (this machine's kind's baseline). They are marked as having shared
+their machine (`provenance.concurrent_runs`): the runs trained while other work ran at times,
+so a baseline made from them keeps their accuracy but not their timings.
 """
 
 from __future__ import annotations
@@ -174,17 +180,38 @@ def _comparisons(base: dict[int, dict[str, Any]], head: dict[int, dict[str, Any]
     return [[seeds[(i + j) % len(seeds)] for j in range(k)] for i in range(windows)]
 
 
-def _gate(records: dict[int, dict[str, Any]]) -> dict[int, bool]:
-    """Return, per seed, whether the stored gate passed its record (accuracy and loss)."""
+LOSS_FLOORS = (0.25, 0.15, 0.10)
+"""The stored gate's loss floors tried (`bands.BANDS`: 0.25 of the mean as shipped)."""
+
+
+def _gate(records: dict[int, dict[str, Any]]) -> dict[str, dict[int, bool]]:
+    """Return, per loss floor tried, per seed, whether the stored gate passed its record.
+
+    The gate as `.ci/run` runs it (`bench.gate.Gate`, accuracy mode, the packaged baselines,
+    the baseline it picks on this machine), with the loss band's floor as shipped and lower.
+    """
     from bench.gate import Gate
     from bench.storage import layout
+    from bench.storage.baselines import Key
     from bench.storage.records import from_json
 
-    passed = {}
+    passed: dict[str, dict[int, bool]] = {f"loss floor {f:g}": {} for f in LOSS_FLOORS}
     for seed, row in records.items():
+        record = from_json(row["record"])
         gate = Gate(layout.default_baselines(), mode="accuracy")
-        gate.check(from_json(row["record"]))
-        passed[seed] = all(check.passed for check in gate.checks)
+        checks = {c.metric: c for c in gate.check(record)}
+        resolved = gate.require(Key.of(record), record.provenance.versions, record.arch.id)
+        loss = resolved.baseline.archs[record.arch.id].test_loss
+        k = resolved.baseline.tolerance_for(record.arch.id).k
+        for floor in LOSS_FLOORS:
+            bound = loss.mean + max(k * loss.sd, floor * loss.mean)
+            others = all(c.passed for m, c in checks.items() if m != "test_loss")
+            observed = checks["test_loss"].observed
+            passed[f"loss floor {floor:g}"][seed] = (
+                others and observed is not None and observed <= bound
+            )
+        passed.setdefault("baseline", {})[seed] = bool(resolved.path.name)  # type: ignore[assignment]
+        passed.setdefault("file", {})[seed] = resolved.path.name  # type: ignore[assignment]
     return passed
 
 
@@ -219,9 +246,16 @@ def count(out: Path, k: int, disjoint: bool, markdown: bool) -> dict[str, Any]:
             statuses = ("regression", "ok", "unclear", "improvement")
             result["verdicts"] = {s: sum(v["status"] == s for v in verdicts) for s in statuses}
             gated = _gate(head)
-            result["stored_gate_failed"] = sum(not ok for ok in gated.values())
-            result["stored_gate_seed0"] = ("failed" if not gated.get(0, True) else "passed"
-                                           if 0 in gated else None)  # fmt: skip
+            result["stored_gate_file"] = sorted(set(gated.pop("file", {}).values()))
+            gated.pop("baseline", None)
+            result["stored_gate"] = {
+                rule: {"failed": sum(not ok for ok in by_seed.values()),
+                       "seed0": None if 0 not in by_seed else
+                       ("failed" if not by_seed[0] else "passed")}
+                for rule, by_seed in gated.items()}  # fmt: skip
+            shipped = result["stored_gate"][f"loss floor {LOSS_FLOORS[0]:g}"]
+            result["stored_gate_failed"] = shipped["failed"]
+            result["stored_gate_seed0"] = shipped["seed0"]
             entry["conditions"][condition] = result
         tally["archs"][arch] = entry
     (out / "summary.json").write_text(json.dumps(tally, indent=1) + "\n")
@@ -244,6 +278,12 @@ def _markdown(tally: dict[str, Any]) -> str:
                 f"{v['regression']} / {v['ok']} / {v['unclear']} / {v['improvement']} "
                 f"(of {len(r['comparisons'])}) | {r['stored_gate_failed']} of {r['seeds']}; "
                 f"{r['stored_gate_seed0']} |")  # fmt: skip
+    lines += ["", "| arch | head | stored gate, seeds failed: " + " / ".join(
+        f"loss floor {f:g}" for f in LOSS_FLOORS) + " |", "|---|---|---|"]  # fmt: skip
+    for arch, entry in tally["archs"].items():
+        for condition, r in entry["conditions"].items():
+            cells = " / ".join(f"{g['failed']}" for g in r["stored_gate"].values())
+            lines.append(f"| {arch} | `{condition}` | {cells} (of {r['seeds']}) |")
     for arch, entry in tally["archs"].items():
         found = (entry["noise"] or {}).items()
         parts = {k: n for k, n in found if isinstance(n, dict) and "images" in n}
@@ -257,10 +297,28 @@ def _markdown(tally: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def export(out: Path, to: Path) -> list[Path]:
+    """Write the base's records for `python -m bench baseline`, marked as sharing a machine."""
+    import dataclasses
+
+    from bench.storage.records import from_json, save
+
+    written = []
+    for arch_dir in sorted((out / "runs").iterdir()):
+        for seed, row in sorted(_done(arch_dir / "none.jsonl").items()):
+            record = from_json(row["record"])
+            shared = dataclasses.replace(record.provenance, concurrent_runs=1)
+            path = to / arch_dir.name / f"seed{seed}" / "record.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            written.append(save(dataclasses.replace(record, provenance=shared), path))
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train the runs, or count them (see the module's docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("train", "count"))
+    parser.add_argument("what", choices=("train", "count", "export"))
+    parser.add_argument("--to", type=Path, help="export: the folder for the records")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--archs", default=",".join(ARCHS))
     parser.add_argument("--conditions", default=",".join(CONDITIONS))
@@ -274,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         worker, _, workers = args.worker.partition("/")
         train(args.out, args.archs.split(","), args.conditions.split(","), _seeds(args.seeds),
               int(worker), int(workers))  # fmt: skip
+        return 0
+    if args.what == "export":
+        print(f"{len(export(args.out, args.to))} records written under {args.to}")
         return 0
     from bench.compare.accuracy import DEFAULT_SEEDS
 
