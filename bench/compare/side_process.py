@@ -7,7 +7,8 @@ of the harness but the head's clock module (by path), so the same protocol drive
 checked out at an older commit. It relies only on interfaces every commit since the
 epoch-driven `Trainer` has had (`bench.training.trainer` states the contract): `get_budget`
 (in `bench.budgets`, before that in `bench.training.budgets`), `Trainer(arch, budget, seed,
-out_dir=None, precision=, data=, callbacks=, write=, learning_rate=)`, `BATCH_SIZE`, its
+out_dir=None, precision=, data=, callbacks=, write=, learning_rate=)`, `BATCH_SIZE`,
+`default_data` (and `bench.data.preprocess`), its
 `callbacks` list, `x`, `y`, `xt`, `yt`, `model`, `precision`, `epochs_left`, `start`,
 `train_epoch`, `evaluate_epoch`, `_evaluate`, `finish`, `record.epochs` and `record.final`;
 and, where the trainer has one, its `clock`.
@@ -178,8 +179,8 @@ class Side:
         return float(self.clock.evaluations[-1])
 
 
-def build(command: dict[str, Any]) -> Any:
-    """Return the side's `Trainer` for a `start` or `train` command, the plant applied."""
+def build(command: dict[str, Any]) -> tuple[Any, Any]:
+    """Return the side's `Trainer` and budget for a `start` or `train` command, planted."""
     try:
         from bench.budgets import get_budget
     except ImportError:  # a commit from before the budgets left bench.training
@@ -193,7 +194,7 @@ def build(command: dict[str, Any]) -> Any:
     trainer = Trainer(command["arch"], budget, command["seed"], precision=command["precision"],
                       write=lambda line: None, **planted)  # fmt: skip
     trainer.callbacks = [*trainer.callbacks, *extra]
-    return trainer
+    return trainer, budget
 
 
 EVAL_BATCH = 1024
@@ -239,13 +240,13 @@ def train(command: dict[str, Any]) -> None:
     run ends without `finish`'s measurements (its probes and weight summaries); the final
     test metrics on the budget's split are the last epoch's evaluation (the same model).
     """
-    trainer = build(command)
+    trainer, budget = build(command)
     with trainer:
         while trainer.epochs_left > 0:
             trainer.train_epoch()
             trainer.evaluate_epoch()
         record = trainer.record
-        diverged = trainer.epochs_left == 0 and len(record.epochs) < trainer.budget.epochs
+        diverged = len(record.epochs) < budget.epochs
         last = record.epochs[-1] if record.epochs and not diverged else None
         send(event="trained", seed=command["seed"],
              status="diverged" if diverged else "completed", epochs=_history(record),
@@ -263,11 +264,11 @@ def run(command: dict[str, Any]) -> None:
     """
     from bench.training.trainer import BATCH_SIZE
 
-    trainer = build(command)
+    trainer, budget = build(command)
     side = Side(trainer)
     samples = len(trainer.x)
     steps_per_epoch = math.ceil(samples / BATCH_SIZE)
-    pacer = Pacer(side.clock, command["block"], steps_per_epoch, trainer.budget.epochs,
+    pacer = Pacer(side.clock, command["block"], steps_per_epoch, budget.epochs,
                   samples % BATCH_SIZE != 0)  # fmt: skip
     side.clock.between_steps(pacer)
     with trainer:

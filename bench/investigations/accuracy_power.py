@@ -93,7 +93,7 @@ def train(out: Path, archs: list[str], conditions: list[str], seeds: list[int],
         started = time.perf_counter()
         command = {"arch": arch, "budget": BUDGET, "epochs": None, "train_samples": None,
                    "seed": seed, "precision": precision, "plant": condition}  # fmt: skip
-        trainer = side_process.build(command)
+        trainer, _ = side_process.build(command)
         with trainer:
             record = trainer.run_to_end()
             full, wrong = _full_and_wrong(trainer)

@@ -19,8 +19,9 @@ write=..., learning_rate=...)` (budget a `Budget` or its name), the attributes `
 process attaches the head's clock last where a trainer has none), `x`, `y`, `xt`, `yt`,
 `model`, `precision`, `epochs_left`, `clock` (optional), the methods `start`, `train_epoch`,
 `evaluate_epoch`, `evaluate` (older: `_evaluate`), `finish` and its record's `epochs` and
-`final`, and the module's `BATCH_SIZE`. Tested against a commit from before the training
-clock (`tests/test_compare.py`) and by every bisection across commits.
+`final`, and the module's `BATCH_SIZE` and `default_data` (with `bench.data.preprocess`: the
+accuracy verdict's metrics on the whole test split). Tested against a commit from before the
+training clock (`tests/test_compare.py`) and by every bisection across commits.
 """
 
 from __future__ import annotations
