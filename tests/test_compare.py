@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,37 @@ def test_five_pairs_are_too_few_for_a_95_percent_interval():
     assert verdict.signed_rank_critical(5) == -1  # even all five on one side: p = 1/32 > 2.5%
     with pytest.raises(ValueError, match="too few"):
         verdict.hodges_lehmann([0.1, 0.2, 0.3, 0.4, 0.5])
+
+
+@given(st.lists(st.floats(-1, 1), min_size=1, max_size=40), st.data())
+def test_each_walsh_order_statistic_is_the_sorted_lists(values, data):
+    walsh = sorted((values[i] + values[j]) / 2 for i in range(len(values))
+                   for j in range(i, len(values)))  # fmt: skip
+    k = data.draw(st.integers(1, len(walsh)))
+    assert verdict.walsh_order(values, k) == walsh[k - 1]
+
+
+@given(st.lists(st.floats(-1, 1), min_size=6, max_size=30))
+def test_hodges_lehmann_is_the_median_and_ranks_of_all_walsh_averages(values):
+    walsh = sorted((values[i] + values[j]) / 2 for i in range(len(values))
+                   for j in range(i, len(values)))  # fmt: skip
+    c = verdict.signed_rank_critical(len(values))
+    centre, low, high = verdict.hodges_lehmann(values)
+    assert centre == pytest.approx(statistics.median(walsh), abs=1e-12)
+    assert (low, high) == (walsh[c], walsh[len(walsh) - 1 - c])
+
+
+@pytest.mark.parametrize("n", [150, 175, 200])
+def test_the_normal_approximation_is_within_one_of_the_exact_critical_value(n, monkeypatch):
+    exact = verdict.signed_rank_critical(n)
+    monkeypatch.setattr(verdict, "EXACT_PAIRS", 0)
+    verdict.signed_rank_critical.cache_clear()
+    try:
+        approximate = verdict.signed_rank_critical(n)
+    finally:
+        verdict.signed_rank_critical.cache_clear()
+    assert abs(approximate - exact) <= 1 and approximate <= exact  # never the wider side
+    assert abs(approximate - exact) / exact < 1e-3
 
 
 @given(st.lists(st.floats(-1, 1), min_size=6, max_size=30), st.floats(-1, 1))
