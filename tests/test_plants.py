@@ -64,7 +64,8 @@ def test_a_slower_evaluation_is_on_the_evaluation_clock_only(honest):
 @pytest.mark.parametrize("name", ["slow-step:0", "stall:11", "between-steps:inf",
                                   "slow-eval:nan", "stall:x", "lr0:0.1", "fast-step",
                                   "slow-step:0.1_0", "lr-scale:\u0661", "wrong-labels:1.5",
-                                  "jitter:0.5", "lr-scale:-0.8", "wrong-labels:"])  # fmt: skip
+                                  "jitter:0.5", "lr-scale:-0.8", "wrong-labels:",
+                                  "data-order:1.5", "data-order:0"])  # fmt: skip
 def test_a_plant_out_of_bounds_is_refused_saying_the_bounds(name):
     with pytest.raises(ValueError, match=r"unknown plant .*\(0, 10\]"):
         plants.check(name)
@@ -90,11 +91,13 @@ def test_wrong_labels_are_wrong_fixed_and_sized():
     assert (y == np.arange(1000) % 10).all()  # the given arrays untouched
 
 
-@pytest.mark.parametrize("plant", ["jitter:0.0001", "lr-scale:0.8", "wrong-labels:0.1"])
+@pytest.mark.parametrize(
+    "plant", ["jitter:0.0001", "lr-scale:0.8", "wrong-labels:0.1", "data-order:1"]
+)
 def test_a_numeric_plant_changes_the_history_and_says_so(plant, honest):
     record, _, _ = train(plant)
     assert record.config.plant == plant and record.status == "completed"
     assert history(record)[0] != history(honest)[0]  # from the first epoch on
-    if plant.startswith("jitter"):  # the recipe is the honest one's
+    if plant.startswith(("jitter", "data-order")):  # the recipe is the honest one's
         assert record.config.learning_rate == honest.config.learning_rate
         assert abs(record.final.test_accuracy - honest.final.test_accuracy) < 0.1

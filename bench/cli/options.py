@@ -223,8 +223,9 @@ OPTIONS: dict[str, Option] = {
         Option("plant", "plant a regression to prove the gate fails on it: none, lr0, "
                "shuffled-labels; a change of what the model learns: lr-scale:F (Adam's "
                "learning rate times F), wrong-labels:F (that fraction of the training labels "
-               "wrong), jitter:F (the honest control: initial weights moved by F of their "
-               "spread); or a slowdown of one shape by the fraction F (0 < F <= 10): "
+               "wrong), jitter:F and data-order:N (honest controls: initial weights moved by F "
+               "of their spread; the images in shuffle stream N); or a slowdown of one shape "
+               "by the fraction F (0 < F <= 10): "
                "slow-step:F (each step's own work), between-steps:F (work before each "
                "batch), stall:F (once per epoch), slow-eval:F (each evaluation); `compare` "
                "plants it in the head", "none", type=plant),

@@ -7,9 +7,13 @@ gates catch and how often they cry wolf:
 * `lr-scale:F`: Adam's learning rate times F (a wrong default, a changed schedule);
 * `wrong-labels:F`: a fraction F of the training labels replaced by another class (a data
   pipeline bug; the same images and labels every run);
-* `jitter:F`: the **honest control**: each initial weight moved by F of its layer's spread
+* `jitter:F`: an **honest control**: each initial weight moved by F of its layer's spread
   (Gaussian, a fixed stream), which changes every number trained after it but not the recipe,
-  as another kernel, library or CPU does. A gate that fails it cries wolf.
+  as another kernel, library or CPU does. At `ci` the two runs stay close (measured: a few
+  hundredths of a point apart), as after a change of rounding;
+* `data-order:N`: the **strong honest control**: the training images in another order each
+  epoch (shuffle stream N, a positive integer), the same recipe; the two runs of a seed end as
+  far apart as two seeds. A gate that fails either cries wolf.
 
 And one of speed per shape of slowdown a user pays for, each sized by a fraction F of the
 time it slows (`NAME:F`; 0 < F <= `MAX_FRACTION`):
@@ -38,8 +42,8 @@ from bench.budgets import LEARNING_RATE
 from bench.data import Arrays
 
 ACCURACY_PLANTS = ("lr0", "shuffled-labels")
-NUMERIC_PLANTS = ("lr-scale", "wrong-labels", "jitter")
-CONTROL_PLANTS = ("jitter",)
+NUMERIC_PLANTS = ("lr-scale", "wrong-labels", "jitter", "data-order")
+CONTROL_PLANTS = ("jitter", "data-order")
 """Numeric plants that change numbers but not the recipe: an honest change, to pass."""
 SPEED_PLANTS = ("slow-step", "between-steps", "stall", "slow-eval")
 PLANTS = ("none", *ACCURACY_PLANTS, *NUMERIC_PLANTS, *SPEED_PLANTS)
@@ -53,9 +57,11 @@ SIZES: dict[str, tuple[float, float]] = {
     "lr-scale": (0.8, MAX_FRACTION),
     "wrong-labels": (0.05, 1.0),
     "jitter": (1e-4, 0.01),
+    "data-order": (1, 2**31 - 1),
 }
 """Each sized plant's (default size, largest size); every size is above 0. A jitter above 1%
-of a layer's spread would change the initialisation's distribution, not just its draw."""
+of a layer's spread would change the initialisation's distribution, not just its draw; a
+shuffle stream is a whole number."""
 _NUMBER = re.compile(r"([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?")
 """A size as plain ASCII digits (Python's float() also takes `1_0` and other scripts' digits)."""
 LABEL_SEED = 20261203
@@ -67,12 +73,14 @@ def check(name: str) -> str:
     base, colon, size = name.partition(":")
     if base in PLANTS and not colon:
         return name
-    if base in SIZES and _NUMBER.fullmatch(size) and 0 < float(size) <= SIZES[base][1]:
+    whole = base != "data-order" or size.isdigit()
+    if base in SIZES and _NUMBER.fullmatch(size) and 0 < float(size) <= SIZES[base][1] and whole:
         return name
     bounds = ", ".join(f"{n}:F with F in (0, {top:g}]" for n, (_, top) in SIZES.items())
     raise ValueError(
         f"unknown plant {name!r}; valid: {', '.join(PLANTS)}; sized: {bounds} "
-        f"(e.g. slow-step:0.1, lr-scale:0.8, wrong-labels:0.05, jitter:0.0001)"
+        f"(e.g. slow-step:0.1, lr-scale:0.8, wrong-labels:0.05, jitter:0.0001, data-order:1; "
+        f"a data-order stream is a whole number)"
     )
 
 
@@ -239,6 +247,8 @@ def trainer_options(plant: str, data: Arrays) -> dict[str, Any]:
         return {"data": wrong_labels(data, factor), "plant": plant}
     if base == "jitter":
         return {"data": data, "callbacks": [jitter(factor)], "plant": plant}
+    if base == "data-order":
+        return {"data": data, "order_stream": int(factor), "plant": plant}
     if base == "slow-eval":
         return {"data": data, "eval_callbacks": [slow_eval(factor)], "plant": plant}
     callback = {"slow-step": slow_step, "between-steps": between_steps, "stall": stall}[base]

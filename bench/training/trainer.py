@@ -234,6 +234,8 @@ class Trainer:
         placement: for the record's provenance, how a study ran this run (`bench.study`).
         plant: the regression planted in this run, for its record (`bench.training.plants`
             gives the options that plant it, this among them).
+        order_stream: 0 (the seed's own order); N > 0 shuffles the training images from
+            another stream each epoch (the `data-order:N` plant, an honest change).
     """
 
     def __init__(
@@ -253,6 +255,7 @@ class Trainer:
         eval_every: int | None = None,
         placement: Placement | None = None,
         plant: str = "none",
+        order_stream: int = 0,
     ) -> None:
         if arch_id not in REGISTRY:
             raise ValueError(f"Unknown architecture {arch_id!r}. Valid ids: {', '.join(REGISTRY)}")
@@ -260,6 +263,7 @@ class Trainer:
         self.budget = get_budget(budget) if isinstance(budget, str) else budget
         self.seed, self.precision = seed, resolve(precision)
         self.learning_rate, self.callbacks = learning_rate, list(callbacks)
+        self.order_stream = order_stream
         self.eval_callbacks = list(eval_callbacks)
         self.clock = TrainingClock()
         """The run's one clock (`bench.training.clock`): steps, epochs and evaluations."""
@@ -396,7 +400,8 @@ class Trainer:
             return
         model, _ = self._started()
         epoch = self.next_epoch
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+        stream = [self.seed, epoch] + ([self.order_stream] if self.order_stream else [])
+        order = np.random.default_rng(stream).permutation(len(self.x))
         _reseed_dropout(model, self.seed, epoch)
         steps = math.ceil(len(self.x) / BATCH_SIZE)
         progress = LiveProgress(self.label, epoch, self.budget.epochs, steps, self.write)
