@@ -201,7 +201,8 @@ def walsh_order(values: Sequence[float], k: int) -> float:
     The Walsh averages are (v_i + v_j) / 2 for i <= j: n(n+1)/2 of them, too many to sort at a
     full budget's 7,000 pairs (24 million). Counting those at or below x takes one sorted
     search (O(n log n)); bisecting x on that count, then taking the largest average at or
-    below the bound found, gives the exact order statistic.
+    below the bound found, gives the order statistic (exact but for a rounding of the sums,
+    a few ulps: `tests/test_compare.py` checks it against the sorted list).
     """
     import numpy as np
 

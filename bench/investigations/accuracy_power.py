@@ -215,11 +215,18 @@ def _gate(records: dict[int, dict[str, Any]]) -> dict[str, dict[int, bool]]:
     return passed
 
 
-def count(out: Path, k: int, disjoint: bool, markdown: bool) -> dict[str, Any]:
-    """Tally noise, the comparison's verdicts and the stored gate's; write summary.json."""
+def count(out: Path, k: int, disjoint: bool, markdown: bool,
+          thresholds: tuple[float, float] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Tally noise, the comparison's verdicts and the stored gate's; write summary.json.
+
+    `thresholds`: (accuracy, loss) to judge with; the verdict's defaults when None (and only
+    then is the tally written to `summary.json`).
+    """
     from bench.compare import accuracy
 
+    chosen = thresholds or (accuracy.ACCURACY_THRESHOLD, accuracy.LOSS_THRESHOLD)
     tally: dict[str, Any] = {"seeds_a_side": k, "disjoint": disjoint, "archs": {}}
+    tally |= {"accuracy_threshold": chosen[0], "loss_threshold": chosen[1]}
     for arch_dir in sorted((out / "runs").iterdir()):
         arch = arch_dir.name
         runs = {p.stem.replace("@", ":"): _done(p) for p in sorted(arch_dir.glob("*.jsonl"))}
@@ -237,8 +244,8 @@ def count(out: Path, k: int, disjoint: bool, markdown: bool) -> dict[str, Any]:
                     if s in base)  # fmt: skip
             verdicts = []
             for seeds in _comparisons(base, head, k, disjoint) if condition != "none" else []:
-                judged = accuracy.judge([base[s]["full"] for s in seeds],
-                                        [head[s]["full"] for s in seeds])  # fmt: skip
+                pairs = [base[s]["full"] for s in seeds], [head[s]["full"] for s in seeds]
+                judged = accuracy.judge(*pairs, seeds, *chosen)
                 verdicts.append({"seeds": seeds, "status": judged.status,
                                  "accuracy": judged.accuracy.describe(),
                                  "loss": judged.loss.describe()})  # fmt: skip
@@ -258,7 +265,8 @@ def count(out: Path, k: int, disjoint: bool, markdown: bool) -> dict[str, Any]:
             result["stored_gate_seed0"] = shipped["seed0"]
             entry["conditions"][condition] = result
         tally["archs"][arch] = entry
-    (out / "summary.json").write_text(json.dumps(tally, indent=1) + "\n")
+    if thresholds is None:
+        (out / "summary.json").write_text(json.dumps(tally, indent=1) + "\n")
     if markdown:
         print(_markdown(tally))
     return tally
@@ -327,6 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds-a-side", type=int, default=None)
     parser.add_argument("--disjoint", action="store_true")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument(
+        "--grid",
+        action="store_true",
+        help="count: also tally other seeds a side and loss thresholds",
+    )
     args = parser.parse_args(argv)
     if args.what == "train":
         worker, _, workers = args.worker.partition("/")
@@ -339,7 +352,35 @@ def main(argv: list[str] | None = None) -> int:
     from bench.compare.accuracy import DEFAULT_SEEDS
 
     count(args.out, args.seeds_a_side or DEFAULT_SEEDS, args.disjoint, args.markdown)
+    if args.grid:
+        print(_grid(args.out, args.disjoint))
     return 0
+
+
+GRID = ((3, 0.10), (3, 0.15), (5, 0.10), (5, 0.15), (5, 0.20), (8, 0.15))
+"""(seeds a side, loss threshold) tried beside the defaults; accuracy's threshold as shipped."""
+
+
+def _grid(out: Path, disjoint: bool) -> str:
+    """Return a table: per setting, per architecture and head, regression / ok / cannot tell."""
+    from bench.compare.accuracy import ACCURACY_THRESHOLD
+
+    rows = ["| seeds a side | loss threshold | " + " | ".join(
+        f"{a} `{c}`" for a, c in _heads(out)) + " |",
+        "|---:|---:|" + "---|" * len(_heads(out))]  # fmt: skip
+    for k, loss in GRID:
+        tally = count(out, k, disjoint, False, (ACCURACY_THRESHOLD, loss))
+        cells = []
+        for arch, condition in _heads(out):
+            r = tally["archs"][arch]["conditions"][condition]["verdicts"]
+            cells.append(f"{r['regression']} / {r['ok']} / {r['unclear']}")
+        rows.append(f"| {k} | {loss:.0%} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _heads(out: Path) -> list[tuple[str, str]]:
+    return [(d.name, p.stem.replace("@", ":")) for d in sorted((out / "runs").iterdir())
+            for p in sorted(d.glob("*.jsonl")) if p.stem != "none"]  # fmt: skip
 
 
 if __name__ == "__main__":
