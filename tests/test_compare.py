@@ -311,6 +311,19 @@ def test_changed_numerics_get_an_accuracy_verdict_over_more_seeds(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.real_data
+def test_an_honest_change_of_numerics_passes_the_accuracy_verdict(tmp_path):
+    """The honest control in the head: the histories part, the accuracy verdict passes."""
+    compare(tmp_path, *SMOKE, "--plant", "jitter:0.0001", "--accuracy-seeds", "3")
+    document = json.loads((tmp_path / "compare" / "comparison.json").read_text())
+    (arch,) = document["archs"]
+    assert not arch["numerics"]["identical"]
+    assert arch["accuracy"]["status"] == "ok", arch["accuracy"]["summary"]
+    assert arch["accuracy"]["accuracy"]["verdict"] == arch["accuracy"]["loss"]["verdict"] == "ok"
+    assert not {"test accuracy", "test loss"} & set(arch["failed"])
+
+
+@pytest.mark.slow
 def test_a_base_that_cannot_train_is_a_row_and_exit_2(tmp_path):
     bare = getattr(sys, "_base_executable", None)
     probe = subprocess.run([bare or "", "-c", "import keras"], capture_output=True, check=False)
