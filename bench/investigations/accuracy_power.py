@@ -65,9 +65,15 @@ def _path(out: Path, arch: str, condition: str) -> Path:
 
 
 def _done(path: Path) -> dict[int, dict[str, Any]]:
+    """Return the runs of one file by seed: the plain file being written, or its kept gzip."""
+    import gzip
+
     found: dict[int, dict[str, Any]] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
+    packed = path.with_name(path.name + ".gz")
+    texts = [gzip.decompress(packed.read_bytes()).decode()] if packed.exists() else []
+    texts += [path.read_text()] if path.exists() else []
+    for text in texts:
+        for line in text.splitlines():
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
@@ -229,7 +235,7 @@ def count(out: Path, k: int, disjoint: bool, markdown: bool,
     tally |= {"accuracy_threshold": chosen[0], "loss_threshold": chosen[1]}
     for arch_dir in sorted((out / "runs").iterdir()):
         arch = arch_dir.name
-        runs = {p.stem.replace("@", ":"): _done(p) for p in sorted(arch_dir.glob("*.jsonl"))}
+        runs = {_name(p): _done(_plain(p)) for p in _files(arch_dir)}
         base = runs.get("none", {})
         entry: dict[str, Any] = {"noise": noise(list(base.values())) if len(base) > 2 else None,
                                  "conditions": {}}  # fmt: skip
@@ -313,7 +319,7 @@ def export(out: Path, to: Path) -> list[Path]:
 
     written = []
     for arch_dir in sorted((out / "runs").iterdir()):
-        for seed, row in sorted(_done(arch_dir / "none.jsonl").items()):
+        for seed, row in sorted(_done(arch_dir / "none.jsonl").items()):  # or .jsonl.gz
             record = from_json(row["record"])
             shared = dataclasses.replace(record.provenance, concurrent_runs=1)
             path = to / arch_dir.name / f"seed{seed}" / "record.json"
@@ -379,8 +385,21 @@ def _grid(out: Path, disjoint: bool) -> str:
 
 
 def _heads(out: Path) -> list[tuple[str, str]]:
-    return [(d.name, p.stem.replace("@", ":")) for d in sorted((out / "runs").iterdir())
-            for p in sorted(d.glob("*.jsonl")) if p.stem != "none"]  # fmt: skip
+    return [(d.name, _name(p)) for d in sorted((out / "runs").iterdir())
+            for p in _files(d) if _name(p) != "none"]  # fmt: skip
+
+
+def _plain(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(".gz"))
+
+
+def _name(path: Path) -> str:
+    return _plain(path).name.removesuffix(".jsonl").replace("@", ":")
+
+
+def _files(folder: Path) -> list[Path]:
+    """One path per head: its `.jsonl` or `.jsonl.gz` (`_done` reads both)."""
+    return sorted({_plain(p): p for p in folder.glob("*.jsonl*")}.values())
 
 
 if __name__ == "__main__":
