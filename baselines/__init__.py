@@ -1,6 +1,7 @@
 """Stored reference results, installed as the package `cnnbench_baselines` so installs find them.
 
 `measured/<budget>/<backend>-<precision>-<device class>.json`: baselines aggregated from run
-records (`bench.baselines`); `published/notebook.json`: the notebook's own numbers. Only
-`bench.layout` knows these paths.
+records (`bench.measurement.aggregate`; the file format: `bench.storage.baselines`);
+`published/notebook.json`: the notebook's own numbers. Only `bench.storage.layout` knows these
+paths.
 """

@@ -282,7 +282,6 @@ def cmd_main(args: argparse.Namespace) -> int:
     """
     import dataclasses
 
-    from bench.budgets import DEFAULT_BUDGET
     from bench.gate import Gate
     from bench.report import document as report
     from bench.study.estimate import seeds_that_fit
@@ -298,12 +297,12 @@ def cmd_main(args: argparse.Namespace) -> int:
     grid = settings if chosen else dataclasses.replace(settings, seeds=BASELINE_SEEDS)
     plan = Plan.of(grid.request(), command=_command_line())
     gate_mode = settings.gate
-    if args.gate is None and settings.budget != DEFAULT_BUDGET:
-        print(f"note: baselines are stored for the {DEFAULT_BUDGET} budget; gate off for "
-              f"{settings.budget} (pass --gate all to gate against your own)")  # fmt: skip
+    root = settings.baselines or layout.default_baselines()
+    if args.gate is None and not layout.baseline_files(root, settings.request().budget.name):
+        print(f"note: no stored baseline for the {settings.budget} budget under {root}; gate "
+              "off (pass --gate all to gate against one of your own)")  # fmt: skip
         gate_mode = "off"
-    gate = Gate(settings.baselines or layout.default_baselines(), gate_mode,
-                regen_hint=_baseline_command(settings))  # fmt: skip
+    gate = Gate(root, gate_mode, regen_hint=_baseline_command(settings))
     # A missing baseline fails now, before the probe and the study.
     gate.require_here(plan.budget.name, plan.runs[0].backend, settings.precision)
     estimate, found = _estimate(plan, results)

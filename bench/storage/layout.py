@@ -3,11 +3,13 @@
 The one owner of file locations; everything else asks it. A results folder (`--out`,
 default `results`) holds:
 
-    runs/<budget>/<arch>/seed<n>/record.json   one run: its record,
-                   checkpoint-epoch<k>.keras  the model after the epochs the record holds
-                                              (while running; see bench.training.runfolder),
-                                 model.keras  and the trained model
-    runs/<budget>/<arch>/.seed<n>.rerun/      a rerun, until it replaces the run it repeats
+    runs/<budget>/<arch>/<variant>/seed<n>/record.json   one run (`run_dir`): its record,
+                             checkpoint-epoch<k>.keras  the model after the epochs the record
+                                                        holds (while running; see
+                                                        bench.training.runfolder),
+                                           model.keras  and the trained model
+    runs/<budget>/<arch>/<variant>/.seed<n>.rerun/      a rerun, until it replaces the run
+                                                        it repeats
     benchmark.json                              pytest-benchmark's JSON (`pytest bench`)
     report/                                     figures and report.md
     peers.json                                  the peer benchmark
