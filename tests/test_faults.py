@@ -317,3 +317,27 @@ def test_dataclass_replace_keeps_records_valid():
     assert records.from_json(
         dataclasses.replace(record, epochs=(record.epochs[0], slower, record.epochs[2])).to_json()
     )
+
+
+@pytest.mark.parametrize("version", [True, "1", 1.0, None])
+def test_a_version_that_is_not_an_integer_is_refused_not_migrated(tmp_path, version):
+    """`"version": true` is not version 1 (True == 1 in a Python dict lookup)."""
+    path, _ = aggregate.regenerate([make_record(seed=s) for s in (0, 1)], tmp_path)
+    document = json.loads(path.read_text())
+    path.write_text(json.dumps(document | {"version": version}))
+    with pytest.raises(baselines.BaselineError, match="version: expected an integer"):
+        baselines.load(path)
+    record = make_record(seed=0).to_json() | {"version": version}
+    with pytest.raises(records.RecordError, match="version: expected an integer"):
+        records.from_json(record)
+
+
+@pytest.mark.parametrize("text", ["\u0663", "1_0", "\u0663,4", " 7x", "-1"])
+def test_seeds_are_ascii_digits_only(text):
+    import argparse
+
+    from bench.cli.options import seeds
+
+    with pytest.raises(argparse.ArgumentTypeError, match="seed"):
+        seeds(text)
+    assert seeds("3, 10") == [3, 10]

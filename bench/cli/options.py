@@ -66,10 +66,17 @@ def archs(text: str) -> list[str]:
     return _among(text, REGISTRY, "architecture")
 
 
+def _digits(text: str) -> int:
+    """Parse a whole number written in ASCII digits (int() also takes `1_0` and `٣`)."""
+    if not re.fullmatch(r"[0-9]+", text.strip()):
+        raise ValueError(text)
+    return int(text)
+
+
 def seeds(text: str) -> list[int]:
-    """Parse comma-separated seeds: integers in [0, 2**32 - 1]."""
+    """Parse comma-separated seeds: integers in [0, 2**32 - 1], in ASCII digits."""
     try:
-        values: list[int] | None = [int(part) for part in _split(text)]
+        values: list[int] | None = [_digits(part) for part in _split(text)]
     except ValueError:
         values = None
     if values and all(0 <= s <= MAX_SEED for s in values):
@@ -148,7 +155,7 @@ def minutes(text: str) -> float:
 
 def _integer(text: str, low: int, what: str) -> int:
     try:
-        value = int(text)
+        value = _digits(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
     if value < low:

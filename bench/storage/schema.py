@@ -162,6 +162,8 @@ def load_versioned(
         found = document.get("schema") if isinstance(document, dict) else type(document).__name__
         raise SchemaError(f"schema: expected {name!r}, got {found!r}")
     version = document.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):  # `true` is not version 1
+        raise SchemaError(f"version: expected an integer, got {version!r}; {regenerate}")
     while version in migrations:
         document = migrations[version](document)
         version = document["version"]
