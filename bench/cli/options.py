@@ -68,7 +68,7 @@ def archs(text: str) -> list[str]:
 
 def _digits(text: str) -> int:
     """Parse a whole number written in ASCII digits (int() also takes `1_0` and `٣`)."""
-    if not re.fullmatch(r"[0-9]+", text.strip()):
+    if not re.fullmatch(r"-?[0-9]+", text.strip()):
         raise ValueError(text)
     return int(text)
 
