@@ -92,3 +92,51 @@ def test_the_rule_is_the_speed_rule_mirrored_and_shifting_the_head_moves_only_th
     flip = {"worse": "better", "better": "worse"}
     if change.verdict in flip:
         assert mirrored.verdict == flip[change.verdict]
+
+
+class FakePair:
+    """Stands for the two side processes: each seed's [loss, accuracy] per side, canned."""
+
+    def __init__(self, base, head):
+        self.base, self.head, self.trained, self.said = base, head, [], []
+
+    def say(self, line):
+        self.said.append(line)
+
+    def train(self, task, seed):
+        self.trained.append(seed)
+        return {"full": self.base[seed]}, {"full": self.head[seed]}
+
+
+def verdict_of(base, head, seeds=6):
+    from bench.compare.interleave import SideRun, Task
+    from bench.compare.session import CompareOptions, _accuracy
+
+    pair = FakePair(base, head)
+    first = SideRun(done={"train_seconds": [1.0], "eval_seconds": [0.1]}, full=base[0])
+    second = SideRun(done={"train_seconds": [1.0], "eval_seconds": [0.1]}, full=head[0])
+    task = Task("model_1_a", "ci", None, None, 0, "float32", 1)
+    comparison = type("C", (), {"raw": {}})()
+    options = CompareOptions("HEAD", accuracy_seeds=seeds)
+    judged, why, lost = _accuracy(options, pair, task, (first, second), comparison, 10.0)
+    return judged, why, lost, pair, comparison.raw["model_1_a"]["accuracy_runs"]
+
+
+def test_the_verdict_trains_more_seeds_once_when_it_cannot_tell():
+    base = [[0.2, 0.950]] * 12
+    wide = [0.950, 0.930, 0.965, 0.949, 0.951, 0.948]  # unlucky pairs: cannot tell at 6
+    head = [[0.2, a] for a in [*wide, 0.95, 0.951, 0.949, 0.95, 0.952, 0.948]]
+    judged, _why, _lost, pair, runs = verdict_of(base, head)
+    assert pair.trained == list(range(1, 12)) and len(runs) == 12  # 6, then 12 a side
+    assert judged is not None and judged.status == "ok" and len(judged.seeds) == 12
+    assert any("cannot tell at 6 seeds a side" in line for line in pair.said)
+    clear = [[0.2, 0.950 - 0.0001 * i] for i in range(12)]
+    judged, _, _, pair, runs = verdict_of(base, clear)
+    assert pair.trained == [1, 2, 3, 4, 5] and judged.status == "ok"  # told at 6: no more
+
+
+def test_a_head_that_diverges_where_the_base_did_not_is_named():
+    base = [[0.2, 0.95]] * 12
+    head = [[0.2, 0.95]] * 3 + [None] + [[0.2, 0.95]] * 8
+    judged, why, lost, _pair, _ = verdict_of(base, head)
+    assert judged is None and lost == (3,) and "diverged at seeds [3]" in why

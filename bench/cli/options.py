@@ -275,7 +275,8 @@ OPTIONS: dict[str, Option] = {
                "(default 1: the closest pairs, the narrowest intervals)", 1, type=positive),
         Option("accuracy-seeds", "compare: seeds a side for the accuracy verdict when the "
                "histories part, the compared seed and the next ones (default "
-               f"{verdict_accuracy.DEFAULT_SEEDS}; 0: no verdict, and the comparison cannot "
+               f"{verdict_accuracy.DEFAULT_SEEDS}; {verdict_accuracy.EXTEND}x as many, once, "
+               "when it cannot tell at that many; 0: no verdict, and the comparison cannot "
                "pass a change of numerics)", verdict_accuracy.DEFAULT_SEEDS,
                type=accuracy_seeds),
         Option("accuracy-threshold", "compare: the drop of test accuracy, in points, the "

@@ -328,15 +328,23 @@ def _accuracy(options: CompareOptions, pair: Pair, task: Task, first: tuple[Side
     if wanted == 0:
         return None, ("histories parted; no accuracy verdict (--accuracy-seeds 0): cannot "
                       "tell whether the head learns worse"), ()  # fmt: skip
-    seeds = [(task.seed + i) % 2**32 for i in range(wanted)]
+    most = wanted * accuracy.EXTEND
+    seeds = [(task.seed + i) % 2**32 for i in range(most)]
     pair.say(f"compare {task.arch}: the histories part, so {wanted - 1} more seeds a side for "
-             f"the accuracy verdict (seeds {seeds[1]}-{seeds[-1]}; about "
-             f"{2 * (wanted - 1) * each:.0f} s here)")  # fmt: skip
+             f"the accuracy verdict (seeds {seeds[1]}-{seeds[wanted - 1]}; about "
+             f"{2 * (wanted - 1) * each:.0f} s here; {most - wanted} more if it cannot tell "
+             "at that many)")  # fmt: skip
     runs: list[tuple[int, list[float] | None, list[float] | None]] = [
         (task.seed, _figures(first[0].full), _figures(first[1].full))
     ]
     started = time.monotonic()
     for seed in seeds[1:]:
+        if len(runs) == wanted:
+            judged = _judged(runs, options)[0]
+            if judged is None or judged.status != "unclear":
+                break
+            pair.say(f"compare {task.arch}: cannot tell at {wanted} seeds a side "
+                     f"({judged.describe()}); {most - wanted} more a side")  # fmt: skip
         try:
             base, head = pair.train(task, seed)
         except WorkerError as error:
@@ -346,6 +354,13 @@ def _accuracy(options: CompareOptions, pair: Pair, task: Task, first: tuple[Side
                  f"{runs[-1][2]} ({time.monotonic() - started:.0f} s)")  # fmt: skip
     comparison.raw.setdefault(task.arch, {})["accuracy_runs"] = [
         {"seed": s, "base": b, "head": h} for s, b, h in runs]  # fmt: skip
+    return _judged(runs, options)
+
+
+def _judged(runs: list[tuple[int, list[float] | None, list[float] | None]],
+            options: CompareOptions,
+            ) -> tuple[accuracy.Accuracy | None, str | None, tuple[int, ...]]:  # fmt: skip
+    """Judge the accuracy verdict's runs so far (`_accuracy`'s return shape)."""
     missing = [s for s, b, h in runs if b is None or h is None]
     if missing:
         lost = tuple(s for s, b, h in runs if b is not None and h is None)
