@@ -306,8 +306,10 @@ def test_changed_numerics_get_an_accuracy_verdict_over_more_seeds(tmp_path):
     judged = arch["accuracy"]
     assert judged["status"] == "regression" and judged["seeds"] == [0, 1, 2]
     assert judged["accuracy"]["verdict"] == judged["loss"]["verdict"] == "worse"
-    assert arch["failed"] == ["test accuracy", "test loss"]
-    assert "REGRESSION (test accuracy, test loss)" in result.stdout
+    # the speed verdicts are not this test's (it shares the machine with others): only
+    # that both accuracy figures failed, and said so
+    assert {"test accuracy", "test loss"} <= set(arch["failed"])
+    assert "test accuracy, test loss)" in result.stdout
 
 
 @pytest.mark.slow
