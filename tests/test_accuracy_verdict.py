@@ -140,3 +140,15 @@ def test_a_head_that_diverges_where_the_base_did_not_is_named():
     head = [[0.2, 0.95]] * 3 + [None] + [[0.2, 0.95]] * 8
     judged, why, lost, _pair, _ = verdict_of(base, head)
     assert judged is None and lost == (3,) and "diverged at seeds [3]" in why
+
+
+def test_the_verdicts_figures_are_keras_cross_entropy_and_accuracy():
+    import numpy as np
+
+    from bench.compare.side_process import figures
+
+    labels = np.eye(3)[[0, 1, 2, 2]]
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.4, 0.1], [0.0, 0.0, 1.0]])
+    loss, accuracy_ = figures(probs, labels)
+    expected = -(np.log(0.7) + np.log(0.8) + np.log(0.1) + np.log(1 - 1e-7)) / 4
+    assert loss == pytest.approx(expected) and accuracy_ == 0.75

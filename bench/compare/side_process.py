@@ -219,14 +219,23 @@ def full_test(trainer: Any) -> list[float] | None:
         images, labels = preprocess(x, y)
     except (ImportError, AttributeError, OSError, ValueError):
         return None
-    losses, hits = 0.0, 0
-    for start in range(0, len(images), EVAL_BATCH):
-        batch = images[start : start + EVAL_BATCH]
-        probs = keras.ops.convert_to_numpy(trainer.model(batch, training=False)).astype(np.float64)
-        truth = labels[start : start + EVAL_BATCH]
-        losses += float(-(truth * np.log(np.clip(probs, 1e-7, 1 - 1e-7))).sum())
-        hits += int((probs.argmax(axis=1) == truth.argmax(axis=1)).sum())
-    return [losses / len(images), hits / len(images)]
+    probs = np.concatenate([
+        keras.ops.convert_to_numpy(trainer.model(images[start : start + EVAL_BATCH],
+                                                 training=False))
+        for start in range(0, len(images), EVAL_BATCH)]).astype(np.float64)  # fmt: skip
+    return figures(probs, labels)
+
+
+def figures(probs: Any, labels: Any) -> list[float]:
+    """Return [loss, accuracy] of predicted probabilities against one-hot labels.
+
+    The one definition of the accuracy verdict's figures (`full_test`, and the tally in
+    `bench.investigations.accuracy_power`).
+    """
+    import numpy as np
+
+    loss = -(labels * np.log(np.clip(probs, 1e-7, 1 - 1e-7))).sum(axis=1).mean()
+    return [float(loss), float((probs.argmax(axis=1) == labels.argmax(axis=1)).mean())]
 
 
 def _history(record: Any) -> list[list[float]]:
